@@ -1,0 +1,85 @@
+// SPDX-License-Identifier: GPL-2.0
+
+//! The VDUSE API versions and VDUSE features this module speaks, and their rules.
+//!
+//! C version: `vduse_ioctl()` and `vduse_validate_config()` in
+//! [`drivers/vdpa/vdpa_user/vduse_dev.c`](srctree/drivers/vdpa/vdpa_user/vduse_dev.c).
+//!
+//! Everything that depends on the API version or on a VDUSE feature bit is decided here, so that
+//! an API 2 or a new feature bit is a change to this file (plus the code the new behaviour needs)
+//! and nowhere else.
+
+use crate::uapi;
+use kernel::prelude::*;
+
+/// A VDUSE API version a control file descriptor can use.
+///
+/// The order is the order of the versions: a later version is greater.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord)]
+pub(crate) enum ApiVersion {
+    /// `VDUSE_API_VERSION`: one virtqueue group, one address space.
+    V0,
+    /// `VDUSE_API_VERSION_1`: virtqueue groups and address spaces (ASIDs).
+    V1,
+}
+
+impl ApiVersion {
+    /// The newest version this module implements.
+    pub(crate) const LATEST: Self = Self::V1;
+
+    /// The version a control fd latches the first time it asks `VDUSE_GET_API_VERSION`.
+    ///
+    /// Asking is taken as a sign that userspace knows about versions: it gets the newest.
+    pub(crate) const LATCHED_ON_GET: Self = Self::LATEST;
+
+    /// Parses a version from `VDUSE_SET_API_VERSION`.
+    ///
+    /// # Errors
+    ///
+    /// `EINVAL` for a version this module does not implement.
+    pub(crate) fn from_user(version: u64) -> Result<Self> {
+        match version {
+            uapi::VDUSE_API_VERSION => Ok(Self::V0),
+            uapi::VDUSE_API_VERSION_1 => Ok(Self::V1),
+            _ => Err(EINVAL),
+        }
+    }
+
+    /// The value userspace sees for this version.
+    pub(crate) const fn to_user(self) -> u64 {
+        match self {
+            Self::V0 => uapi::VDUSE_API_VERSION,
+            Self::V1 => uapi::VDUSE_API_VERSION_1,
+        }
+    }
+}
+
+/// The VDUSE features this module offers (`VDUSE_GET_FEATURES`).
+pub(crate) const VDUSE_FEATURES: u64 =
+    (1 << uapi::VDUSE_F_QUEUE_READY) | (1 << uapi::VDUSE_F_SUSPEND);
+
+/// The VDUSE features enabled on a control fd and copied into each device created through it.
+///
+/// # Invariants
+///
+/// Only bits of [`VDUSE_FEATURES`] are set.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub(crate) struct Features(u64);
+
+impl Features {
+    /// Parses the argument of `VDUSE_SET_FEATURES`.
+    ///
+    /// The rule is the subset rule of 7.3: any subset of [`VDUSE_FEATURES`], whatever the API
+    /// version of the fd.
+    ///
+    /// # Errors
+    ///
+    /// `EINVAL` if `bits` has a bit this module does not offer.
+    pub(crate) fn from_user(bits: u64) -> Result<Self> {
+        if bits & !VDUSE_FEATURES != 0 {
+            return Err(EINVAL);
+        }
+        // INVARIANT: Checked just above.
+        Ok(Self(bits))
+    }
+}

@@ -1,0 +1,53 @@
+# SPDX-License-Identifier: GPL-2.0
+# Shared settings for the vduse-rs tools. Source it; it defines variables and functions only.
+
+VDUSE_RS_ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)
+# Everything downloaded or built lives outside the checkout, keyed by its inputs.
+VDUSE_RS_CACHE=${VDUSE_RS_CACHE:-${XDG_CACHE_HOME:-$HOME/.cache}/vduse-rs}
+
+KERNEL_SERIES=7.3
+BINDGEN_VERSION=0.72.1
+VNG_VERSION=1.42
+KERNEL_FRAGMENT=$VDUSE_RS_ROOT/tools/configs/vduse-test.config
+
+# The rustup rustc first on PATH has no rust-src: kernel Rust must use Debian's rustc-web.
+KERNEL_RUSTC=/usr/bin/rustc
+BINDGEN=$VDUSE_RS_CACHE/bindgen-$BINDGEN_VERSION/bin/bindgen
+VNG_VENV=$VDUSE_RS_CACHE/virtme-ng-$VNG_VERSION
+VNG=$VNG_VENV/bin/vng
+export LIBCLANG_PATH=/usr/lib/llvm-19/lib
+
+log() { printf '[%s] %s\n' "${0##*/}" "$*" >&2; }
+die() { printf '[%s] error: %s\n' "${0##*/}" "$*" >&2; exit 1; }
+
+# The extracted kernel source tree (set by tools/bootstrap), or empty.
+kernel_src() {
+	local link=$VDUSE_RS_CACHE/src/current
+	[ -f "$link/Makefile" ] && readlink -f "$link"
+}
+
+# The cache key of the test kernel: kernel version, config fragment, toolchain versions.
+kernel_key() {
+	local src
+	src=$(kernel_src) || return 1
+	{
+		make -s -C "$src" kernelversion
+		cat "$KERNEL_FRAGMENT"
+		"$KERNEL_RUSTC" --version
+		"$BINDGEN" --version
+		gcc --version | head -n1
+		echo "format 1"
+	} | sha256sum | cut -c1-16
+}
+
+# Directory of the test kernel build for the current inputs (may not exist yet).
+kernel_build_dir() {
+	local key
+	key=$(kernel_key) || return 1
+	echo "$VDUSE_RS_CACHE/kernel/$(basename "$(kernel_src)")-$key"
+}
+
+# The kernel make variables every build needs.
+kernel_make_vars() {
+	echo "RUSTC=$KERNEL_RUSTC BINDGEN=$BINDGEN HOSTRUSTC=$KERNEL_RUSTC"
+}

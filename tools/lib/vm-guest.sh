@@ -1,0 +1,28 @@
+#!/bin/bash
+# SPDX-License-Identifier: GPL-2.0
+#
+# Runs inside the test VM (started by tools/vm-run): vm-guest.sh MODULE OUT COMMAND...
+# Loads the vDPA stack and the chosen VDUSE module, runs COMMAND, saves its status and dmesg in
+# OUT. Always exits 0 itself when it could save a status: the host decides from OUT.
+set -u
+module=$1 out=$2
+shift 2
+root=$(cd "$(dirname "$0")/../.." && pwd)
+export VDUSE_RS_ROOT=$root VM_OUT=$out VDUSE_MODULE=$module
+
+fail() { echo "vm-guest: $*" >&2; echo 125 >"$out/status"; dmesg >"$out/dmesg.txt"; exit 0; }
+
+# Make warnings visible to the check even when printk ratelimits them.
+echo 0 >/proc/sys/kernel/printk_ratelimit 2>/dev/null || true
+modprobe vdpa || fail "modprobe vdpa"
+modprobe virtio_vdpa || fail "modprobe virtio_vdpa"
+. "$root/tools/lib/vduse-module.sh"
+if [ "$module" != none ]; then
+	vduse_load "$module" || fail "loading the $module VDUSE module"
+fi
+
+"$@"
+status=$?
+echo "$status" >"$out/status"
+dmesg >"$out/dmesg.txt"
+exit 0

@@ -1,0 +1,145 @@
+// SPDX-License-Identifier: GPL-2.0
+
+//! Raw system calls on VDUSE nodes, each returning what the kernel returned: the value or the
+//! errno. Nothing here interprets results; the cases do.
+
+use std::ffi::CString;
+
+/// What a system call returned: its non-negative value or the errno.
+pub type Ret = Result<i64, i32>;
+
+/// Formats a [`Ret`] the way the transcripts record it: `0`, `3`, `-EINVAL`.
+pub fn fmt_ret(r: &Ret) -> String {
+    match r {
+        Ok(v) => v.to_string(),
+        Err(e) => format!("-{}", errno_name(*e)),
+    }
+}
+
+/// The symbolic name of an errno.
+pub fn errno_name(e: i32) -> String {
+    let name = match e {
+        libc::EPERM => "EPERM",
+        libc::ENOENT => "ENOENT",
+        libc::EIO => "EIO",
+        libc::EBADF => "EBADF",
+        libc::EAGAIN => "EAGAIN",
+        libc::ENOMEM => "ENOMEM",
+        libc::EFAULT => "EFAULT",
+        libc::EBUSY => "EBUSY",
+        libc::EEXIST => "EEXIST",
+        libc::ENODEV => "ENODEV",
+        libc::EINVAL => "EINVAL",
+        libc::ENOSPC => "ENOSPC",
+        libc::ESPIPE => "ESPIPE",
+        libc::ENOTTY => "ENOTTY",
+        libc::ENOSYS => "ENOSYS",
+        libc::EOPNOTSUPP => "EOPNOTSUPP",
+        libc::EINTR => "EINTR",
+        libc::ETIMEDOUT => "ETIMEDOUT",
+        _ => return format!("E#{e}"),
+    };
+    name.to_string()
+}
+
+fn check(r: i64) -> Ret {
+    if r < 0 {
+        Err(std::io::Error::last_os_error().raw_os_error().unwrap_or(0))
+    } else {
+        Ok(r)
+    }
+}
+
+/// `open(path, flags)`.
+pub fn open(path: &str, flags: i32) -> Ret {
+    let c = CString::new(path).map_err(|_| libc::EINVAL)?;
+    // SAFETY: `c` is a valid NUL-terminated path.
+    check(unsafe { libc::open(c.as_ptr(), flags | libc::O_CLOEXEC) }.into())
+}
+
+/// `close(fd)`.
+pub fn close(fd: i32) -> Ret {
+    // SAFETY: Closing a descriptor number has no memory-safety requirements.
+    check(unsafe { libc::close(fd) }.into())
+}
+
+/// `ioctl(fd, cmd, arg)` with a pointer (or any integer) argument.
+pub fn ioctl(fd: i32, cmd: u32, arg: usize) -> Ret {
+    // SAFETY: The kernel validates `arg`; a bad pointer gives EFAULT, which is what some cases
+    // test. Valid pointers passed by the cases point to live buffers of the ioctl's size.
+    check(unsafe { libc::ioctl(fd, cmd as libc::c_ulong, arg) }.into())
+}
+
+/// `ioctl` with a pointer to `v`, which the kernel may read and write.
+pub fn ioctl_ptr<T>(fd: i32, cmd: u32, v: &mut T) -> Ret {
+    ioctl(fd, cmd, v as *mut T as usize)
+}
+
+/// `read(fd, buf)`.
+pub fn read(fd: i32, buf: &mut [u8]) -> Ret {
+    // SAFETY: `buf` is valid for writes of its length.
+    check(unsafe { libc::read(fd, buf.as_mut_ptr().cast(), buf.len()) } as i64)
+}
+
+/// `write(fd, buf)`.
+pub fn write(fd: i32, buf: &[u8]) -> Ret {
+    // SAFETY: `buf` is valid for reads of its length.
+    check(unsafe { libc::write(fd, buf.as_ptr().cast(), buf.len()) } as i64)
+}
+
+/// `lseek(fd, off, whence)`.
+pub fn lseek(fd: i32, off: i64, whence: i32) -> Ret {
+    // SAFETY: No memory is passed.
+    check(unsafe { libc::lseek(fd, off, whence) })
+}
+
+/// `mmap(NULL, len, prot, MAP_SHARED, fd, 0)`; unmaps again on success and returns 0.
+pub fn mmap_probe(fd: i32, len: usize, prot: i32) -> Ret {
+    // SAFETY: A fresh mapping chosen by the kernel; unmapped right away.
+    let p = unsafe { libc::mmap(std::ptr::null_mut(), len, prot, libc::MAP_SHARED, fd, 0) };
+    if p == libc::MAP_FAILED {
+        return Err(std::io::Error::last_os_error().raw_os_error().unwrap_or(0));
+    }
+    // SAFETY: `p` is the mapping just created, of length `len`.
+    unsafe { libc::munmap(p, len) };
+    Ok(0)
+}
+
+/// An owned file descriptor that closes on drop.
+pub struct Fd(pub i32);
+
+impl Drop for Fd {
+    fn drop(&mut self) {
+        let _ = close(self.0);
+    }
+}
+
+/// `_IOC(dir, type, nr, size)` of `include/uapi/asm-generic/ioctl.h`.
+pub const fn ioc(dir: u32, ty: u32, nr: u32, size: usize) -> u32 {
+    (dir << 30) | ((size as u32) << 16) | (ty << 8) | nr
+}
+/// `_IOC_NONE`.
+pub const IOC_NONE: u32 = 0;
+/// `_IOC_WRITE`.
+pub const IOC_WRITE: u32 = 1;
+/// `_IOC_READ`.
+pub const IOC_READ: u32 = 2;
+
+/// The VDUSE ioctl type byte.
+pub const VDUSE_BASE: u32 = 0x81;
+
+/// `VDUSE_GET_API_VERSION`.
+pub const VDUSE_GET_API_VERSION: u32 = ioc(IOC_READ, VDUSE_BASE, 0x00, 8);
+/// `VDUSE_SET_API_VERSION`.
+pub const VDUSE_SET_API_VERSION: u32 = ioc(IOC_WRITE, VDUSE_BASE, 0x01, 8);
+/// `VDUSE_GET_FEATURES`.
+pub const VDUSE_GET_FEATURES: u32 = ioc(IOC_READ, VDUSE_BASE, 0x04, 8);
+/// `VDUSE_SET_FEATURES`.
+pub const VDUSE_SET_FEATURES: u32 = ioc(IOC_WRITE, VDUSE_BASE, 0x05, 8);
+/// `VDUSE_IOTLB_GET_FD`.
+pub const VDUSE_IOTLB_GET_FD: u32 = ioc(IOC_READ | IOC_WRITE, VDUSE_BASE, 0x10, 32);
+/// `VDUSE_DEV_INJECT_CONFIG_IRQ`.
+pub const VDUSE_DEV_INJECT_CONFIG_IRQ: u32 = ioc(IOC_NONE, VDUSE_BASE, 0x13, 0);
+
+/// The control node.
+pub const CONTROL: &str = "/dev/vduse/control";
