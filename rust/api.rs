@@ -27,6 +27,11 @@ impl ApiVersion {
     /// The newest version this module implements.
     pub(crate) const LATEST: Self = Self::V1;
 
+    /// The version a control fd gets for `VDUSE_CREATE_DEV` when it never asked for one.
+    ///
+    /// Old userspace that knows nothing of versions gets the original API.
+    pub(crate) const DEFAULT_FOR_CREATE: Self = Self::V0;
+
     /// The version a control fd latches the first time it asks `VDUSE_GET_API_VERSION`.
     ///
     /// Asking is taken as a sign that userspace knows about versions: it gets the newest.
@@ -42,6 +47,35 @@ impl ApiVersion {
             uapi::VDUSE_API_VERSION => Ok(Self::V0),
             uapi::VDUSE_API_VERSION_1 => Ok(Self::V1),
             _ => Err(EINVAL),
+        }
+    }
+
+    /// Whether devices of this version have virtqueue groups and address spaces (`ngroups`,
+    /// `nas`, `VQ_SETUP.group`, ASIDs in the IOTLB ioctls and messages, `IOTLB_GET_FD2`).
+    pub(crate) const fn has_groups(self) -> bool {
+        matches!(self, Self::V1)
+    }
+
+    /// Checks `ngroups` and `nas` of `VDUSE_CREATE_DEV` and returns the effective numbers of
+    /// virtqueue groups and address spaces.
+    ///
+    /// # Errors
+    ///
+    /// `EINVAL`: under API 0 both must be 0 (they were reserved words); from API 1 each must be
+    /// in `1..=0xffff`.
+    pub(crate) fn groups_and_spaces(self, ngroups: u32, nas: u32) -> Result<(u32, u32)> {
+        const MAX: u32 = 0xffff;
+        if !self.has_groups() {
+            return if ngroups == 0 && nas == 0 {
+                Ok((1, 1))
+            } else {
+                Err(EINVAL)
+            };
+        }
+        if (1..=MAX).contains(&ngroups) && (1..=MAX).contains(&nas) {
+            Ok((ngroups, nas))
+        } else {
+            Err(EINVAL)
         }
     }
 

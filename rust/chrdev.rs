@@ -468,11 +468,12 @@ impl<T: FileOps> PinnedDrop for Cdev<T> {
 ///
 /// # Invariants
 ///
-/// A device was created with `device_create()` for `devt` in `class`; it is destroyed exactly once,
+/// `dev` was created with `device_create()` for `devt` in `class`; it is destroyed exactly once,
 /// in `drop`; `class` outlives this object.
 pub(crate) struct DeviceNode {
     class: *mut bindings::class,
     devt: bindings::dev_t,
+    dev: *mut bindings::device,
 }
 
 // SAFETY: `device_destroy` may be called from any thread.
@@ -496,7 +497,7 @@ impl DeviceNode {
     ) -> Result<Self> {
         // SAFETY: `class` is registered; the format takes one string, `name`, which
         // `device_create_with_groups` copies. `groups` is valid by the caller's guarantee.
-        from_err_ptr(unsafe {
+        let dev = from_err_ptr(unsafe {
             bindings::device_create_with_groups(
                 class.as_raw(),
                 core::ptr::null_mut(),
@@ -512,7 +513,13 @@ impl DeviceNode {
         Ok(Self {
             class: class.as_raw(),
             devt,
+            dev,
         })
+    }
+
+    /// The `struct device` of the node, valid as long as `self`.
+    pub(crate) fn as_raw(&self) -> *mut bindings::device {
+        self.dev
     }
 }
 
@@ -521,4 +528,11 @@ impl Drop for DeviceNode {
         // SAFETY: By the type invariant the device exists and the class is still registered.
         unsafe { bindings::device_destroy(self.class, self.devt) };
     }
+}
+
+/// The `f_flags` of the file of `kiocb` (e.g. `O_NONBLOCK`).
+pub(crate) fn kiocb_file_flags<T: ForeignOwnable>(kiocb: &Kiocb<'_, T>) -> u32 {
+    // SAFETY: A `Kiocb` wraps a valid `struct kiocb` whose `ki_filp` is the file being read or
+    // written, alive for the call. `f_flags` is read like `File::flags` does (racy by design).
+    unsafe { core::ptr::read_volatile(&raw const (*(*kiocb.as_raw()).ki_filp).f_flags) }
 }

@@ -16,6 +16,11 @@ use crate::{
         VDUSE_FEATURES, //
     },
     chrdev::FileOps,
+    device::{
+        name_of,
+        ValidConfig, //
+    },
+    registry::Vduse,
     uapi, //
 };
 use kernel::{
@@ -23,7 +28,10 @@ use kernel::{
     ioctl::_IOC_SIZE,
     new_mutex,
     prelude::*,
-    sync::Mutex,
+    sync::{
+        Arc,
+        Mutex, //
+    },
     uaccess::{
         UserPtr,
         UserSlice, //
@@ -42,6 +50,8 @@ struct ControlState {
 /// One open file of `/dev/vduse/control`.
 #[pin_data]
 pub(crate) struct Control {
+    /// The module-wide state, where devices are created.
+    vduse: Arc<Vduse>,
     #[pin]
     state: Mutex<ControlState>,
 }
@@ -64,6 +74,40 @@ impl Control {
         Ok(())
     }
 
+    /// `VDUSE_CREATE_DEV`: the fixed part of `struct vduse_dev_config` at `arg`, followed by
+    /// `config_size` bytes of configuration space.
+    fn create_dev(&self, arg: usize) -> Result {
+        let head_len = core::mem::size_of::<uapi::DevConfig>();
+        let raw: uapi::DevConfig = UserSlice::new(UserPtr::from_addr(arg), head_len)
+            .reader()
+            .read()?;
+        // The state lock is held to the end, like `vduse_lock` in C: the version a CREATE_DEV
+        // latches and the features it copies are those of this moment.
+        let mut state = self.state.lock();
+        let api = *state
+            .api_version
+            .get_or_insert(ApiVersion::DEFAULT_FOR_CREATE);
+        let cfg = ValidConfig::new(&raw, api)?;
+        let mut config = KVec::new();
+        UserSlice::new(
+            UserPtr::from_addr(arg).wrapping_byte_add(head_len),
+            raw.config_size as usize,
+        )
+        .read_all(&mut config, GFP_KERNEL)?;
+        self.vduse.create_dev(&cfg, config, api, state.features)
+    }
+
+    /// `VDUSE_DESTROY_DEV`.
+    fn destroy_dev(&self, arg: usize) -> Result {
+        let mut name = [0u8; uapi::VDUSE_NAME_MAX];
+        UserSlice::new(UserPtr::from_addr(arg), name.len())
+            .reader()
+            .read_slice(&mut name)?;
+        name[uapi::VDUSE_NAME_MAX - 1] = 0;
+        let _state = self.state.lock();
+        self.vduse.destroy_dev(name_of(&name))
+    }
+
     /// `VDUSE_SET_FEATURES`.
     fn set_features(&self, bits: u64) -> Result {
         let features = Features::from_user(bits)?;
@@ -75,11 +119,12 @@ impl Control {
 #[vtable]
 impl FileOps for Control {
     type Ptr = Pin<KBox<Self>>;
-    type Shared = ();
+    type Shared = Arc<Vduse>;
 
-    fn open(_shared: &(), _minor: u32, _file: &File) -> Result<Self::Ptr> {
+    fn open(vduse: &Arc<Vduse>, _minor: u32, _file: &File) -> Result<Self::Ptr> {
         KBox::try_pin_init(
             try_pin_init!(Self {
+                vduse: vduse.clone(),
                 state <- new_mutex!(ControlState::default(), "Control::state"),
             }),
             GFP_KERNEL,
@@ -94,6 +139,8 @@ impl FileOps for Control {
                 user.writer().write(&version)?;
             }
             uapi::VDUSE_SET_API_VERSION => this.set_api_version(user.reader().read::<u64>()?)?,
+            uapi::VDUSE_CREATE_DEV => this.create_dev(arg)?,
+            uapi::VDUSE_DESTROY_DEV => this.destroy_dev(arg)?,
             uapi::VDUSE_GET_FEATURES => user.writer().write(&VDUSE_FEATURES)?,
             uapi::VDUSE_SET_FEATURES => this.set_features(user.reader().read::<u64>()?)?,
             // The control device answers unknown commands with EINVAL, not ENOTTY (7.3).

@@ -276,6 +276,10 @@ unsafe impl AsBytes for IovaInfo {}
 unsafe impl AsBytes for DevRequest {}
 // SAFETY: See above.
 unsafe impl FromBytes for DevResponse {}
+// SAFETY: See above.
+unsafe impl AsBytes for DevResponse {}
+// SAFETY: See above.
+unsafe impl FromBytes for DevRequest {}
 
 /// Checks at compile time that `T` has the size the C header gives.
 macro_rules! assert_size {

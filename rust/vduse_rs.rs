@@ -23,21 +23,31 @@
 mod api;
 mod chrdev;
 mod control;
+mod device;
+mod eventfd;
+mod kutil;
+mod msg;
+mod registry;
+mod sysfs;
 #[allow(
     dead_code,
     reason = "a complete mirror of the uAPI header; the driver does not use every item"
 )]
 mod uapi;
+mod vq;
 
 use chrdev::{
     Cdev,
-    ChrdevRegion,
-    Class,
     DeviceNode,
     MINORS, //
 };
 use control::Control;
-use kernel::prelude::*;
+use device::Device;
+use kernel::{
+    prelude::*,
+    sync::Arc, //
+};
+use registry::Vduse;
 
 module! {
     type: VduseModule,
@@ -47,10 +57,12 @@ module! {
     license: "GPL",
 }
 
-/// The module: the `vduse` class, its character device region and the control device.
+/// The module: the control device, the cdev of the device nodes, and the shared state (class,
+/// device numbers, devices).
 ///
-/// Fields are dropped in declaration order: the control node goes before its cdev, the cdev
-/// before the region, and all of them before the class.
+/// Fields are dropped in declaration order: the control node goes before the cdevs, the cdevs
+/// before the shared state that holds the class and the device numbers. Devices hold a
+/// reference on the module, so none exists when it is dropped.
 #[pin_data]
 struct VduseModule {
     /// `/dev/vduse/control` (minor 0).
@@ -58,25 +70,25 @@ struct VduseModule {
     /// The cdev of the control device.
     #[pin]
     control_cdev: Cdev<Control>,
-    /// Minors 0 (control) to 2^20 - 1 (devices).
-    region: ChrdevRegion,
-    /// `/sys/class/vduse`, nodes in `/dev/vduse/`.
+    /// The cdev of the device nodes (minors 1 to 2^20 - 1).
     #[pin]
-    class: Class,
+    device_cdev: Cdev<Device>,
+    /// Class, device numbers and devices.
+    vduse: Arc<Vduse>,
 }
 
 impl kernel::InPlaceModule for VduseModule {
     fn init(_module: &'static ThisModule) -> impl PinInit<Self, Error> {
         try_pin_init!(Self {
-            class <- Class::register(c"vduse", c"vduse"),
-            region: ChrdevRegion::alloc(MINORS, c"vduse")?,
-            control_cdev <- Cdev::add((), region.devt(0)?, 1),
-            // SAFETY: The node is a field of the same module as `class` and is dropped before it
-            // (declaration order); it has no attribute groups.
+            vduse: Arc::pin_init(Vduse::new(), GFP_KERNEL)?,
+            device_cdev <- Cdev::add(vduse.clone(), vduse.devt(1)?, MINORS - 1),
+            control_cdev <- Cdev::add(vduse.clone(), vduse.devt(0)?, 1),
+            // SAFETY: The class lives in `vduse`, dropped after this node (declaration order);
+            // the node has no attribute groups.
             control_node: unsafe {
                 DeviceNode::create(
-                    &class,
-                    region.devt(0)?,
+                    vduse.class(),
+                    vduse.devt(0)?,
                     c"control",
                     core::ptr::null_mut(),
                     core::ptr::null(),

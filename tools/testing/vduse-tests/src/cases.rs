@@ -5,8 +5,15 @@
 use crate::harness::Case;
 
 pub mod control;
+pub mod create;
+pub mod device;
+pub mod sysfs;
 
 /// Every case, in run order.
-pub fn all() -> impl Iterator<Item = &'static Case> {
-    control::CASES.iter()
+pub fn all() -> Vec<Case> {
+    let mut v = control::cases();
+    v.extend(create::cases());
+    v.extend(device::cases());
+    v.extend(sysfs::cases());
+    v
 }

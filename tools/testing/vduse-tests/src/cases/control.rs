@@ -338,97 +338,39 @@ pub fn probe() -> std::process::ExitCode {
 }
 
 /// The cases of this file.
-pub const CASES: &[Case] = &[
-    Case {
-        name: "control/node_exists",
-        run: node_exists,
-    },
-    Case {
-        name: "control/open_twice",
-        run: open_twice,
-    },
-    Case {
-        name: "control/open_readonly",
-        run: open_readonly_ok,
-    },
-    Case {
-        name: "control/get_api_version_latches_v1",
-        run: get_latches_v1,
-    },
-    Case {
-        name: "control/set_api_version_0",
-        run: set_v0_then_get,
-    },
-    Case {
-        name: "control/set_api_version_1",
-        run: set_v1_then_get,
-    },
-    Case {
-        name: "control/get_then_set_api_version_0",
-        run: get_then_set_v0,
-    },
-    Case {
-        name: "control/set_api_version_1_then_0",
-        run: set_v1_then_v0,
-    },
-    Case {
-        name: "control/set_api_version_2_einval",
-        run: set_v2_einval,
-    },
-    Case {
-        name: "control/set_api_version_bad_keeps_previous",
-        run: set_bad_keeps_previous,
-    },
-    Case {
-        name: "control/get_api_version_efault",
-        run: get_api_efault,
-    },
-    Case {
-        name: "control/set_api_version_efault",
-        run: set_api_efault,
-    },
-    Case {
-        name: "control/api_version_per_fd",
-        run: per_fd_version,
-    },
-    Case {
-        name: "control/api_version_not_kept_across_open",
-        run: version_not_kept_across_open,
-    },
-    Case {
-        name: "control/get_features",
-        run: get_features,
-    },
-    Case {
-        name: "control/get_features_on_v0_fd",
-        run: get_features_v0_fd,
-    },
-    Case {
-        name: "control/get_features_efault",
-        run: get_features_efault,
-    },
-    Case {
-        name: "control/set_features_subsets",
-        run: set_features_subsets,
-    },
-    Case {
-        name: "control/set_features_unknown_bits_einval",
-        run: set_features_unknown_bits,
-    },
-    Case {
-        name: "control/set_features_any_version",
-        run: set_features_any_version,
-    },
-    Case {
-        name: "control/set_features_efault",
-        run: set_features_efault,
-    },
-    Case {
-        name: "control/unknown_ioctls_einval",
-        run: unknown_ioctls,
-    },
-    Case {
-        name: "control/read_write_seek_mmap",
-        run: read_write_seek_mmap,
-    },
-];
+pub fn cases() -> Vec<Case> {
+    vec![
+        Case::new("control/node_exists", node_exists),
+        Case::new("control/open_twice", open_twice),
+        Case::new("control/open_readonly", open_readonly_ok),
+        Case::new("control/get_api_version_latches_v1", get_latches_v1),
+        Case::new("control/set_api_version_0", set_v0_then_get),
+        Case::new("control/set_api_version_1", set_v1_then_get),
+        Case::new("control/get_then_set_api_version_0", get_then_set_v0),
+        Case::new("control/set_api_version_1_then_0", set_v1_then_v0),
+        Case::new("control/set_api_version_2_einval", set_v2_einval),
+        Case::new(
+            "control/set_api_version_bad_keeps_previous",
+            set_bad_keeps_previous,
+        ),
+        Case::new("control/get_api_version_efault", get_api_efault),
+        Case::new("control/set_api_version_efault", set_api_efault),
+        Case::new("control/api_version_per_fd", per_fd_version),
+        Case::new(
+            "control/api_version_not_kept_across_open",
+            version_not_kept_across_open,
+        ),
+        Case::new("control/get_features", get_features),
+        Case::new("control/get_features_on_v0_fd", get_features_v0_fd),
+        Case::new("control/get_features_efault", get_features_efault),
+        Case::new("control/set_features_subsets", set_features_subsets),
+        Case::new(
+            "control/set_features_unknown_bits_einval",
+            set_features_unknown_bits,
+        ),
+        Case::new("control/set_features_any_version", set_features_any_version),
+        Case::new("control/set_features_efault", set_features_efault),
+        Case::new("control/unknown_ioctls_einval", unknown_ioctls),
+        Case::new("control/read_write_seek_mmap", read_write_seek_mmap),
+    ]
+}

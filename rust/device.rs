@@ -1,0 +1,700 @@
+// SPDX-License-Identifier: GPL-2.0
+
+//! One VDUSE device and its node `/dev/vduse/NAME`.
+//!
+//! C version: `struct vduse_dev`, `vduse_dev_ioctl()`, `vduse_dev_open()`,
+//! `vduse_dev_release()` in
+//! [`drivers/vdpa/vdpa_user/vduse_dev.c`](srctree/drivers/vdpa/vdpa_user/vduse_dev.c).
+//! uAPI: [`include/uapi/linux/vduse.h`](../include/uapi/linux/vduse.h).
+//!
+//! Locks are taken in the order: `state`, then `domain`, then `config`; each [`Vq`] and the
+//! [`MsgChannel`] have leaf locks of their own.
+
+use crate::{
+    api::{
+        ApiVersion,
+        Features, //
+    },
+    chrdev::{
+        DeviceNode,
+        FileOps, //
+    },
+    eventfd::EventFdCtx,
+    kutil::{
+        index_nospec,
+        parse_u32,
+        ModuleRef, //
+    },
+    msg::{
+        MsgChannel,
+        ReadMode, //
+    },
+    registry::Vduse,
+    sysfs::VqSysfs,
+    uapi,
+    vq::Vq,
+};
+use kernel::{
+    fs::{
+        File,
+        Kiocb, //
+    },
+    ioctl::_IOC_SIZE,
+    iov::{
+        IovIterDest,
+        IovIterSource, //
+    },
+    new_mutex,
+    page::PAGE_SIZE,
+    prelude::*,
+    sync::{
+        atomic::{
+            Atomic,
+            Relaxed, //
+        },
+        poll::PollTable,
+        Arc,
+        ArcBorrow,
+        Mutex, //
+    },
+    transmute::{
+        AsBytes,
+        FromBytes, //
+    },
+    uaccess::{
+        UserPtr,
+        UserSlice, //
+    },
+};
+
+/// Virtio device ids a VDUSE device may have (`allowed_device_id` in C).
+pub(crate) mod virtio_id {
+    /// `VIRTIO_ID_NET`.
+    pub(crate) const NET: u32 = 1;
+    /// `VIRTIO_ID_BLOCK`.
+    pub(crate) const BLOCK: u32 = 2;
+    /// `VIRTIO_ID_FS`.
+    pub(crate) const FS: u32 = 26;
+}
+
+/// Virtio feature bits the creation rules look at.
+mod virtio_f {
+    /// `VIRTIO_BLK_F_CONFIG_WCE`.
+    pub(super) const BLK_CONFIG_WCE: u64 = 1 << 11;
+    /// `VIRTIO_NET_F_CTRL_VQ`.
+    pub(super) const NET_CTRL_VQ: u64 = 1 << 17;
+    /// `VIRTIO_F_VERSION_1`.
+    pub(super) const VERSION_1: u64 = 1 << 32;
+    /// `VIRTIO_F_ACCESS_PLATFORM`.
+    pub(super) const ACCESS_PLATFORM: u64 = 1 << 33;
+}
+
+/// `VIRTIO_F_RING_PACKED`.
+const VIRTIO_F_RING_PACKED: u64 = 1 << 34;
+/// `VIRTIO_CONFIG_S_DRIVER_OK`.
+const STATUS_DRIVER_OK: u8 = 4;
+/// `VRING_USED_ALIGN_SIZE`: the smallest virtqueue alignment.
+const VRING_USED_ALIGN_SIZE: u32 = 4;
+/// Largest number of virtqueues.
+const MAX_VQ_NUM: u32 = 0xffff;
+/// Default `msg_timeout`, seconds.
+const MSG_DEFAULT_TIMEOUT: u32 = 30;
+/// Default, smallest and largest `bounce_size`.
+const BOUNCE_SIZE: u32 = 64 << 20;
+const MIN_BOUNCE_SIZE: u32 = 1 << 20;
+const MAX_BOUNCE_SIZE: u32 = 1 << 30;
+
+/// A `struct vduse_dev_config` that passed `vduse_validate_config()`.
+pub(crate) struct ValidConfig {
+    /// The name: NUL-terminated, at most `VDUSE_NAME_MAX - 1` bytes before the NUL.
+    pub(crate) name: [u8; uapi::VDUSE_NAME_MAX],
+    /// The raw config.
+    pub(crate) raw: uapi::DevConfig,
+    /// Effective number of virtqueue groups.
+    pub(crate) ngroups: u32,
+    /// Effective number of address spaces.
+    pub(crate) nas: u32,
+}
+
+impl ValidConfig {
+    /// `vduse_validate_config()` + `device_is_allowed()` + `features_is_valid()` of 7.3.
+    ///
+    /// # Errors
+    ///
+    /// `EINVAL` for any violated rule.
+    pub(crate) fn new(raw: &uapi::DevConfig, api: ApiVersion) -> Result<Self> {
+        if raw.reserved.iter().any(|&w| w != 0) {
+            return Err(EINVAL);
+        }
+        let (ngroups, nas) = api.groups_and_spaces(raw.ngroups, raw.nas)?;
+        if raw.vq_align < VRING_USED_ALIGN_SIZE
+            || !raw.vq_align.is_power_of_two()
+            || raw.vq_align as usize > PAGE_SIZE
+        {
+            return Err(EINVAL);
+        }
+        if raw.config_size as usize > PAGE_SIZE || raw.vq_num > MAX_VQ_NUM || raw.name[0] == 0 {
+            return Err(EINVAL);
+        }
+        let f = raw.features;
+        let allowed = match raw.device_id {
+            virtio_id::BLOCK => f & virtio_f::BLK_CONFIG_WCE == 0,
+            virtio_id::NET => f & virtio_f::NET_CTRL_VQ == 0 && f & virtio_f::VERSION_1 != 0,
+            virtio_id::FS => true,
+            _ => false,
+        };
+        if !allowed || f & virtio_f::ACCESS_PLATFORM == 0 {
+            return Err(EINVAL);
+        }
+        let mut name = raw.name;
+        // The name is cut at 255 bytes after validation, as in C.
+        name[uapi::VDUSE_NAME_MAX - 1] = 0;
+        Ok(Self {
+            name,
+            raw: *raw,
+            ngroups,
+            nas,
+        })
+    }
+
+    /// The name, without its NUL.
+    pub(crate) fn name(&self) -> &[u8] {
+        name_of(&self.name)
+    }
+}
+
+/// The bytes of a NUL-terminated name buffer before the first NUL.
+pub(crate) fn name_of(buf: &[u8]) -> &[u8] {
+    let len = buf.iter().position(|&b| b == 0).unwrap_or(buf.len());
+    &buf[..len]
+}
+
+/// Mutable state of a device (`dev->lock` and the unlocked fields of C).
+#[derive(Default)]
+struct State {
+    /// The device node is open (single opener); also set while the device is being destroyed.
+    connected: bool,
+    /// Registered on the vDPA bus.
+    bound: bool,
+    /// Virtio status set by the driver.
+    status: u8,
+    /// Virtio features the driver negotiated.
+    driver_features: u64,
+    /// Suspended by the vDPA driver (`VDUSE_F_SUSPEND`).
+    suspended: bool,
+}
+
+/// Bounce-buffer domain state (`dev->domain_lock`).
+struct Domain {
+    /// Bounce buffer size, `bounce_size` in sysfs.
+    bounce_size: u32,
+    /// The IOVA domains exist (after the first `vdpa dev add`): `bounce_size` is frozen.
+    created: bool,
+}
+
+/// The sysfs objects of a device, removed when it is destroyed.
+struct Sysfs {
+    /// `vqN` kobjects (children of the node: removed first).
+    _vqs: KVec<VqSysfs>,
+    /// `/dev/vduse/NAME` and `/sys/class/vduse/NAME`.
+    _node: DeviceNode,
+}
+
+/// One VDUSE device.
+#[pin_data]
+pub(crate) struct Device {
+    /// The module-wide state (keeps the class alive while the node exists).
+    vduse: Arc<Vduse>,
+    /// NUL-terminated name.
+    name: [u8; uapi::VDUSE_NAME_MAX],
+    /// Minor number of the node.
+    minor: u32,
+    /// API version of the control fd that created it.
+    api: ApiVersion,
+    /// VDUSE features of the control fd that created it.
+    vduse_features: Features,
+    /// Virtio device id.
+    device_id: u32,
+    /// Virtio features offered.
+    device_features: u64,
+    /// Virtqueue alignment.
+    vq_align: u32,
+    /// Number of virtqueue groups.
+    ngroups: u32,
+    /// Number of address spaces.
+    nas: u32,
+    /// The virtqueues.
+    vqs: KVec<Arc<Vq>>,
+    /// Request timeout in seconds, 0 = none (`msg_timeout` in sysfs).
+    msg_timeout: Atomic<u32>,
+    #[pin]
+    state: Mutex<State>,
+    #[pin]
+    domain: Mutex<Domain>,
+    /// The configuration space.
+    #[pin]
+    config: Mutex<KVec<u8>>,
+    /// Messages to the daemon.
+    #[pin]
+    msgs: MsgChannel,
+    /// Node and sysfs objects; `None` once destroyed.
+    #[pin]
+    sysfs: Mutex<Option<Sysfs>>,
+    /// The module stays loaded while a device exists.
+    _module: ModuleRef,
+}
+
+impl Device {
+    /// Creates a device (without its node) from a validated config.
+    pub(crate) fn new(
+        vduse: Arc<Vduse>,
+        cfg: &ValidConfig,
+        config: KVec<u8>,
+        minor: u32,
+        api: ApiVersion,
+        vduse_features: Features,
+    ) -> Result<Arc<Self>> {
+        let mut vqs = KVec::with_capacity(cfg.raw.vq_num as usize, GFP_KERNEL)?;
+        for _ in 0..cfg.raw.vq_num {
+            vqs.push(Arc::pin_init(Vq::new(), GFP_KERNEL)?, GFP_KERNEL)?;
+        }
+        Arc::pin_init(
+            try_pin_init!(Self {
+                vduse,
+                name: cfg.name,
+                minor,
+                api,
+                vduse_features,
+                device_id: cfg.raw.device_id,
+                device_features: cfg.raw.features,
+                vq_align: cfg.raw.vq_align,
+                ngroups: cfg.ngroups,
+                nas: cfg.nas,
+                vqs,
+                msg_timeout: Atomic::new(MSG_DEFAULT_TIMEOUT),
+                state <- new_mutex!(State::default(), "Device::state"),
+                domain <- new_mutex!(
+                    Domain {
+                        bounce_size: BOUNCE_SIZE,
+                        created: false,
+                    },
+                    "Device::domain"
+                ),
+                config <- new_mutex!(config, "Device::config"),
+                msgs <- MsgChannel::new(),
+                sysfs <- new_mutex!(None, "Device::sysfs"),
+                _module: ModuleRef::get(kernel::module::this_module::<crate::LocalModule>()),
+            }),
+            GFP_KERNEL,
+        )
+    }
+
+    /// Creates the node `/dev/vduse/NAME` (with `msg_timeout`, `bounce_size`) and the `vqN`
+    /// directories.
+    pub(crate) fn add_node(self: &Arc<Self>, devt: u32) -> Result {
+        let name = CStr::from_bytes_until_nul(&self.name).map_err(|_| EINVAL)?;
+        let drvdata = Arc::as_ptr(self).cast_mut().cast();
+        // SAFETY: The class lives in `self.vduse`, which outlives the node (the node is a field
+        // of `self.sysfs`, dropped before `self.vduse`). `device_groups()` is static. The
+        // driver data is `self`, which outlives the node.
+        let node = unsafe {
+            DeviceNode::create(
+                self.vduse.class(),
+                devt,
+                name,
+                drvdata,
+                crate::sysfs::device_groups(),
+            )?
+        };
+        let mut vqs = KVec::with_capacity(self.vqs.len(), GFP_KERNEL)?;
+        for (i, vq) in self.vqs.iter().enumerate() {
+            // SAFETY: `node` is registered and is dropped after the `vqN` kobjects (field
+            // order of `Sysfs`).
+            let kobj = unsafe { VqSysfs::add(node.as_raw(), i as u32, vq.clone())? };
+            vqs.push(kobj, GFP_KERNEL)?;
+        }
+        *self.sysfs.lock() = Some(Sysfs {
+            _vqs: vqs,
+            _node: node,
+        });
+        Ok(())
+    }
+
+    /// The name, without NUL.
+    pub(crate) fn name(&self) -> &[u8] {
+        name_of(&self.name)
+    }
+
+    /// Minor number of the node.
+    pub(crate) fn minor(&self) -> u32 {
+        self.minor
+    }
+
+    /// Opens the node: one opener at a time, and never while being destroyed.
+    ///
+    /// # Errors
+    ///
+    /// `EBUSY`.
+    pub(crate) fn connect(&self) -> Result {
+        let mut st = self.state.lock();
+        if st.connected {
+            return Err(EBUSY);
+        }
+        st.connected = true;
+        Ok(())
+    }
+
+    /// `VDUSE_DESTROY_DEV`: refuses while the node is open or the device is on the vDPA bus;
+    /// otherwise marks it (so nobody opens it any more) and removes its node.
+    ///
+    /// # Errors
+    ///
+    /// `EBUSY`.
+    pub(crate) fn begin_destroy(&self) -> Result {
+        let mut st = self.state.lock();
+        if st.bound || st.connected {
+            return Err(EBUSY);
+        }
+        st.connected = true;
+        Ok(())
+    }
+
+    /// Removes node and sysfs objects (after [`Device::begin_destroy`]).
+    pub(crate) fn remove_node(&self) {
+        let sysfs = self.sysfs.lock().take();
+        drop(sysfs);
+    }
+
+    /// `msg_timeout` (sysfs show).
+    pub(crate) fn msg_timeout(&self) -> u32 {
+        self.msg_timeout.load(Relaxed)
+    }
+
+    /// `msg_timeout` (sysfs store).
+    pub(crate) fn set_msg_timeout(&self, input: &CStr) -> Result {
+        self.msg_timeout.store(parse_u32(input)?, Relaxed);
+        Ok(())
+    }
+
+    /// `bounce_size` (sysfs show).
+    pub(crate) fn bounce_size(&self) -> u32 {
+        self.domain.lock().bounce_size
+    }
+
+    /// `bounce_size` (sysfs store): 1 MiB to 1 GiB, rounded down to pages, and only before the
+    /// device was first added to the vDPA bus.
+    pub(crate) fn set_bounce_size(&self, input: &CStr) -> Result {
+        let mut d = self.domain.lock();
+        if d.created {
+            return Err(EPERM);
+        }
+        let size = parse_u32(input)?;
+        if !(MIN_BOUNCE_SIZE..=MAX_BOUNCE_SIZE).contains(&size) {
+            return Err(EINVAL);
+        }
+        // CAST: `PAGE_SIZE` fits in `u32`.
+        d.bounce_size = size & !(PAGE_SIZE as u32 - 1);
+        Ok(())
+    }
+
+    /// The virtqueue `index` from userspace, or `EINVAL`.
+    fn vq(&self, index: u32) -> Result<&Arc<Vq>> {
+        // CAST: `vq_num <= 0xffff`.
+        let n = self.vqs.len() as u32;
+        if index >= n {
+            return Err(EINVAL);
+        }
+        self.vqs.get(index_nospec(index, n) as usize).ok_or(EINVAL)
+    }
+
+    /// Whether interrupts may be injected now (`vduse_dev_queue_irq_work` preconditions).
+    fn check_irq_allowed(&self) -> Result {
+        let st = self.state.lock();
+        if st.suspended || st.status & STATUS_DRIVER_OK == 0 {
+            return Err(EINVAL);
+        }
+        Ok(())
+    }
+
+    /// `VDUSE_DEV_SET_CONFIG`.
+    fn set_config(&self, arg: usize) -> Result {
+        let hdr_len = core::mem::size_of::<uapi::ConfigData>();
+        let hdr: uapi::ConfigData = UserSlice::new(UserPtr::from_addr(arg), hdr_len)
+            .reader()
+            .read()?;
+        let mut config = self.config.lock();
+        // CAST: `config_size <= PAGE_SIZE`.
+        let size = config.len() as u32;
+        if hdr.offset > size || hdr.length == 0 || hdr.length > size - hdr.offset {
+            return Err(EINVAL);
+        }
+        let (off, len) = (hdr.offset as usize, hdr.length as usize);
+        let src = UserSlice::new(UserPtr::from_addr(arg).wrapping_byte_add(hdr_len), len);
+        // Bounds checked above.
+        src.reader().read_slice(&mut config[off..off + len])
+    }
+
+    /// `VDUSE_VQ_SETUP`.
+    fn vq_setup(&self, c: uapi::VqConfig) -> Result {
+        let vq = self.vq(c.index)?;
+        if self.api.has_groups() {
+            if c.group >= self.ngroups || self.state.lock().status & STATUS_DRIVER_OK != 0 {
+                return Err(EINVAL);
+            }
+        } else if c.group != 0 {
+            return Err(EINVAL);
+        }
+        if c.reserved1 != 0 || c.reserved2.iter().any(|&w| w != 0) {
+            return Err(EINVAL);
+        }
+        vq.setup(c.max_size, c.group);
+        Ok(())
+    }
+
+    /// `VDUSE_VQ_GET_INFO`: fills in `info` (whose `index` userspace set) as C does.
+    fn vq_get_info(&self, info: &mut uapi::VqInfo) -> Result {
+        let packed = self.state.lock().driver_features & VIRTIO_F_RING_PACKED != 0;
+        self.vq(info.index)?.fill_info(info, packed);
+        Ok(())
+    }
+
+    /// `VDUSE_VQ_SETUP_KICKFD`.
+    ///
+    /// Unlike 7.3, a negative fd other than `VDUSE_EVENTFD_DEASSIGN` is `EINVAL`, not a silent
+    /// success (`Documentation/differences.rst`).
+    fn vq_setup_kickfd(&self, e: uapi::VqEventfd) -> Result {
+        let vq = self.vq(e.index)?;
+        let ctx = match e.fd {
+            uapi::VDUSE_EVENTFD_DEASSIGN => None,
+            fd if fd < 0 => return Err(EINVAL),
+            fd => Some(EventFdCtx::from_fd(fd)?),
+        };
+        vq.set_kickfd(ctx);
+        Ok(())
+    }
+
+    /// The address space `asid` from userspace for the IOTLB ioctls, or `EINVAL`.
+    fn check_asid(&self, asid: u32) -> Result<u32> {
+        if (!self.api.has_groups() && asid != 0) || asid >= self.nas {
+            return Err(EINVAL);
+        }
+        Ok(index_nospec(asid, self.nas))
+    }
+
+    /// `VDUSE_IOTLB_GET_FD` and `VDUSE_IOTLB_GET_FD2`: no IOVA domain exists before the device
+    /// is on the vDPA bus, so there is no mapping to return yet.
+    fn iotlb_get_fd(&self, e: &uapi::IotlbEntryV2) -> Result<isize> {
+        if e.reserved.iter().any(|&w| w != 0) || e.start > e.last || e.asid >= self.nas {
+            return Err(EINVAL);
+        }
+        let _domain = self.domain.lock();
+        Err(EINVAL)
+    }
+
+    /// `VDUSE_IOTLB_GET_INFO`.
+    ///
+    /// Unlike 7.3 (which returns `EFAULT`), bad reserved words or a bad `asid` are `EINVAL`
+    /// (`Documentation/differences.rst`).
+    fn iotlb_get_info(&self, info: &uapi::IovaInfo) -> Result<uapi::IovaInfo> {
+        if info.reserved.iter().any(|&w| w != 0) {
+            return Err(EINVAL);
+        }
+        self.check_asid(info.asid)?;
+        if info.start > info.last {
+            return Err(EINVAL);
+        }
+        let _domain = self.domain.lock();
+        // No IOVA domain before the device is on the vDPA bus.
+        Err(EINVAL)
+    }
+
+    /// `VDUSE_IOTLB_REG_UMEM`.
+    fn reg_umem(&self, u: &uapi::IovaUmem) -> Result {
+        if u.reserved.iter().any(|&w| w != 0) {
+            return Err(EINVAL);
+        }
+        self.check_asid(u.asid)?;
+        let _domain = self.domain.lock();
+        // No IOVA domain (hence no bounce map) before the device is on the vDPA bus.
+        Err(EINVAL)
+    }
+
+    /// `VDUSE_IOTLB_DEREG_UMEM`.
+    fn dereg_umem(&self, u: &uapi::IovaUmem) -> Result {
+        if u.reserved.iter().any(|&w| w != 0) {
+            return Err(EINVAL);
+        }
+        self.check_asid(u.asid)?;
+        let _domain = self.domain.lock();
+        // No user memory can be registered without an IOVA domain.
+        Err(ENOENT)
+    }
+
+    /// One device ioctl, `cmd` already decoded from its compat form if any.
+    fn ioctl(&self, cmd: u32, arg: usize) -> Result<isize> {
+        if self.msgs.is_broken() {
+            return Err(EPERM);
+        }
+        let user = UserSlice::new(UserPtr::from_addr(arg), _IOC_SIZE(cmd));
+        match cmd {
+            uapi::VDUSE_IOTLB_GET_FD | uapi::VDUSE_IOTLB_GET_FD2 => {
+                if cmd == uapi::VDUSE_IOTLB_GET_FD2 && !self.api.has_groups() {
+                    return Err(ENOTTY);
+                }
+                // GET_FD reads the v1 layout's prefix; the rest stays zero (asid 0).
+                let mut e = uapi::IotlbEntryV2::default();
+                user.reader()
+                    .read_slice(&mut e.as_bytes_mut()[.._IOC_SIZE(cmd)])?;
+                self.iotlb_get_fd(&e)
+            }
+            uapi::VDUSE_DEV_GET_FEATURES => {
+                let f = self.state.lock().driver_features;
+                user.writer().write(&f)?;
+                Ok(0)
+            }
+            uapi::VDUSE_DEV_SET_CONFIG => self.set_config(arg).map(|()| 0),
+            uapi::VDUSE_DEV_INJECT_CONFIG_IRQ => self.check_irq_allowed().map(|()| 0),
+            uapi::VDUSE_VQ_SETUP => self.vq_setup(user.reader().read()?).map(|()| 0),
+            uapi::VDUSE_VQ_GET_INFO => {
+                let (mut r, mut w) = user.reader_writer();
+                let mut info: uapi::VqInfo = r.read()?;
+                self.vq_get_info(&mut info)?;
+                w.write(&info)?;
+                Ok(0)
+            }
+            uapi::VDUSE_VQ_SETUP_KICKFD => self.vq_setup_kickfd(user.reader().read()?).map(|()| 0),
+            uapi::VDUSE_VQ_INJECT_IRQ => {
+                let index: u32 = user.reader().read()?;
+                self.vq(index)?;
+                self.check_irq_allowed().map(|()| 0)
+            }
+            uapi::VDUSE_IOTLB_REG_UMEM => self.reg_umem(&user.reader().read()?).map(|()| 0),
+            uapi::VDUSE_IOTLB_DEREG_UMEM => self.dereg_umem(&user.reader().read()?).map(|()| 0),
+            uapi::VDUSE_IOTLB_GET_INFO => {
+                let (mut r, mut w) = user.reader_writer();
+                let info = self.iotlb_get_info(&r.read()?)?;
+                w.write(&info)?;
+                Ok(0)
+            }
+            _ => Err(ENOTTY),
+        }
+    }
+}
+
+/// Reads a `T` the size of its i386 layout (`COMPAT_VDUSE_*`), zero-extended.
+fn read_compat<T: FromBytes + AsBytes + Default>(arg: usize, len: usize) -> Result<T> {
+    let mut v = T::default();
+    UserSlice::new(UserPtr::from_addr(arg), len)
+        .reader()
+        .read_slice(&mut v.as_bytes_mut()[..len])?;
+    Ok(v)
+}
+
+/// `COMPAT_VDUSE_IOTLB_GET_FD`: `struct vduse_iotlb_entry` on i386 (28 bytes).
+const COMPAT_IOTLB_GET_FD: u32 = 0xc01c_8110;
+/// `COMPAT_VDUSE_VQ_GET_INFO`: `struct vduse_vq_info` on i386 (44 bytes).
+const COMPAT_VQ_GET_INFO: u32 = 0xc02c_8115;
+
+#[vtable]
+impl FileOps for Device {
+    type Ptr = Arc<Device>;
+    type Shared = Arc<Vduse>;
+
+    fn open(vduse: &Arc<Vduse>, minor: u32, _file: &File) -> Result<Arc<Device>> {
+        vduse.open_device(minor)
+    }
+
+    fn release(this: Arc<Device>, _file: &File) {
+        this.msgs.requeue_unanswered();
+        this.state.lock().connected = false;
+    }
+
+    fn read_iter(kiocb: Kiocb<'_, Arc<Device>>, iov: &mut IovIterDest<'_>) -> Result<usize> {
+        let size = core::mem::size_of::<uapi::DevRequest>();
+        if iov.len() < size {
+            return Err(EINVAL);
+        }
+        let dev = kiocb.file();
+        let mode = if kiocb_nonblock(&kiocb) {
+            ReadMode::NonBlocking
+        } else {
+            ReadMode::Blocking
+        };
+        let req = dev.msgs.read(mode)?;
+        if iov.copy_to_iter(req.as_bytes()) != size {
+            dev.msgs.unread(req.request_id);
+            return Err(EFAULT);
+        }
+        Ok(size)
+    }
+
+    fn write_iter(kiocb: Kiocb<'_, Arc<Device>>, iov: &mut IovIterSource<'_>) -> Result<usize> {
+        let size = core::mem::size_of::<uapi::DevResponse>();
+        let mut resp = uapi::DevResponse {
+            request_id: 0,
+            result: 0,
+            reserved: [0; 4],
+            payload: [0; 32],
+        };
+        if iov.copy_from_iter(resp.as_bytes_mut()) != size {
+            return Err(EINVAL);
+        }
+        kiocb.file().msgs.write(resp)?;
+        Ok(size)
+    }
+
+    fn poll(this: ArcBorrow<'_, Device>, file: &File, table: PollTable<'_>) -> u32 {
+        table.register_wait(file, this.msgs.readers());
+        this.msgs.poll_mask()
+    }
+
+    fn ioctl(this: ArcBorrow<'_, Device>, _file: &File, cmd: u32, arg: usize) -> Result<isize> {
+        this.ioctl(cmd, arg)
+    }
+
+    #[cfg(CONFIG_COMPAT)]
+    fn compat_ioctl(
+        this: ArcBorrow<'_, Device>,
+        _file: &File,
+        cmd: u32,
+        arg: usize,
+    ) -> Result<isize> {
+        match cmd {
+            COMPAT_IOTLB_GET_FD => {
+                if this.msgs.is_broken() {
+                    return Err(EPERM);
+                }
+                let e: uapi::IotlbEntry = read_compat(arg, 28)?;
+                let v2 = uapi::IotlbEntryV2 {
+                    offset: e.offset,
+                    start: e.start,
+                    last: e.last,
+                    perm: e.perm,
+                    ..Default::default()
+                };
+                this.iotlb_get_fd(&v2)
+            }
+            COMPAT_VQ_GET_INFO => {
+                if this.msgs.is_broken() {
+                    return Err(EPERM);
+                }
+                // The compat path starts from a zeroed struct, as C does.
+                let mut info: uapi::VqInfo = read_compat(arg, 44)?;
+                info.padding = [0; 7];
+                info.ready = 0;
+                this.vq_get_info(&mut info)?;
+                UserSlice::new(UserPtr::from_addr(arg), 44)
+                    .writer()
+                    .write_slice(&info.as_bytes()[..44])?;
+                Ok(0)
+            }
+            // `compat_ptr()` is the identity on x86_64: the other layouts are the same.
+            _ => this.ioctl(cmd, arg),
+        }
+    }
+}
+
+/// Whether the file of `kiocb` was opened `O_NONBLOCK`.
+fn kiocb_nonblock(kiocb: &Kiocb<'_, Arc<Device>>) -> bool {
+    crate::chrdev::kiocb_file_flags(kiocb) & kernel::fs::file::flags::O_NONBLOCK != 0
+}

@@ -1,0 +1,52 @@
+// SPDX-License-Identifier: GPL-2.0
+
+//! Eventfd contexts: the kick eventfds userspace installs with `VDUSE_VQ_SETUP_KICKFD`.
+//!
+//! C header: [`include/linux/eventfd.h`](srctree/include/linux/eventfd.h).
+
+use kernel::{
+    bindings,
+    error::from_err_ptr,
+    prelude::*, //
+};
+
+/// A reference to an eventfd context (`struct eventfd_ctx`).
+///
+/// # Invariants
+///
+/// `ctx` is a valid eventfd context on which this object owns one reference.
+pub(crate) struct EventFdCtx {
+    ctx: *mut bindings::eventfd_ctx,
+}
+
+// SAFETY: An eventfd context reference may be used and dropped from any thread.
+unsafe impl Send for EventFdCtx {}
+// SAFETY: `eventfd_signal` may be called concurrently on the same context.
+unsafe impl Sync for EventFdCtx {}
+
+impl EventFdCtx {
+    /// Takes a reference on the eventfd context of file descriptor `fd` of the current task.
+    ///
+    /// # Errors
+    ///
+    /// `EBADF` if `fd` is not open, `EINVAL` if it is not an eventfd (`eventfd_ctx_fdget`).
+    pub(crate) fn from_fd(fd: i32) -> Result<Self> {
+        // SAFETY: `eventfd_ctx_fdget` accepts any integer and returns a context or an ERR_PTR.
+        let ctx = from_err_ptr(unsafe { bindings::eventfd_ctx_fdget(fd) })?;
+        // INVARIANT: `eventfd_ctx_fdget` returned a context with a reference for us.
+        Ok(Self { ctx })
+    }
+
+    /// Signals the eventfd (adds 1 to its counter).
+    pub(crate) fn signal(&self) {
+        // SAFETY: `ctx` is valid (type invariant).
+        unsafe { bindings::eventfd_signal_mask(self.ctx, 0) };
+    }
+}
+
+impl Drop for EventFdCtx {
+    fn drop(&mut self) {
+        // SAFETY: We own one reference (type invariant).
+        unsafe { bindings::eventfd_ctx_put(self.ctx) };
+    }
+}
