@@ -25,6 +25,7 @@ mod chrdev;
 mod control;
 mod device;
 mod eventfd;
+mod ffi;
 mod kutil;
 mod msg;
 mod registry;
