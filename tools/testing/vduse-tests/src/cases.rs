@@ -4,6 +4,7 @@
 
 use crate::harness::Case;
 
+pub mod compat;
 pub mod control;
 pub mod create;
 pub mod device;
@@ -15,5 +16,6 @@ pub fn all() -> Vec<Case> {
     v.extend(create::cases());
     v.extend(device::cases());
     v.extend(sysfs::cases());
+    v.extend(compat::cases());
     v
 }
