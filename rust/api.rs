@@ -101,6 +101,16 @@ pub(crate) const VDUSE_FEATURES: u64 =
 pub(crate) struct Features(u64);
 
 impl Features {
+    /// Whether `VDUSE_SET_VQ_READY` requests are sent (`VDUSE_F_QUEUE_READY`).
+    pub(crate) const fn queue_ready(self) -> bool {
+        self.0 & (1 << uapi::VDUSE_F_QUEUE_READY) != 0
+    }
+
+    /// Whether the device can be suspended, with `VDUSE_SUSPEND` requests (`VDUSE_F_SUSPEND`).
+    pub(crate) const fn suspend(self) -> bool {
+        self.0 & (1 << uapi::VDUSE_F_SUSPEND) != 0
+    }
+
     /// Parses the argument of `VDUSE_SET_FEATURES`.
     ///
     /// The rule is the subset rule of 7.3: any subset of [`VDUSE_FEATURES`], whatever the API

@@ -32,8 +32,11 @@ use crate::{
     registry::Vduse,
     sysfs::VqSysfs,
     uapi,
+    vdpa::Callback,
     vq::Vq,
 };
+
+mod vdpa_ops;
 use kernel::{
     fs::{
         File,
@@ -44,7 +47,7 @@ use kernel::{
         IovIterDest,
         IovIterSource, //
     },
-    new_mutex,
+    new_mutex, new_spinlock,
     page::PAGE_SIZE,
     prelude::*,
     sync::{
@@ -55,7 +58,8 @@ use kernel::{
         poll::PollTable,
         Arc,
         ArcBorrow,
-        Mutex, //
+        Mutex,
+        SpinLock, //
     },
     transmute::{
         AsBytes,
@@ -182,6 +186,8 @@ struct State {
     driver_features: u64,
     /// Suspended by the vDPA driver (`VDUSE_F_SUSPEND`).
     suspended: bool,
+    /// Bumped by every reset.
+    generation: u32,
 }
 
 /// Bounce-buffer domain state (`dev->domain_lock`).
@@ -215,6 +221,8 @@ pub(crate) struct Device {
     vduse_features: Features,
     /// Virtio device id.
     device_id: u32,
+    /// Virtio vendor id.
+    vendor_id: u32,
     /// Virtio features offered.
     device_features: u64,
     /// Virtqueue alignment.
@@ -237,6 +245,9 @@ pub(crate) struct Device {
     /// Messages to the daemon.
     #[pin]
     msgs: MsgChannel,
+    /// The vDPA driver's config interrupt callback.
+    #[pin]
+    config_cb: SpinLock<Option<Callback>>,
     /// Node and sysfs objects; `None` once destroyed.
     #[pin]
     sysfs: Mutex<Option<Sysfs>>,
@@ -266,6 +277,7 @@ impl Device {
                 api,
                 vduse_features,
                 device_id: cfg.raw.device_id,
+                vendor_id: cfg.raw.vendor_id,
                 device_features: cfg.raw.features,
                 vq_align: cfg.raw.vq_align,
                 ngroups: cfg.ngroups,
@@ -282,6 +294,7 @@ impl Device {
                 ),
                 config <- new_mutex!(config, "Device::config"),
                 msgs <- MsgChannel::new(),
+                config_cb <- new_spinlock!(None, "Device::config_cb"),
                 sysfs <- new_mutex!(None, "Device::sysfs"),
                 _module: ModuleRef::get(kernel::module::this_module::<crate::LocalModule>()),
             }),
@@ -553,7 +566,11 @@ impl Device {
                 Ok(0)
             }
             uapi::VDUSE_DEV_SET_CONFIG => self.set_config(arg).map(|()| 0),
-            uapi::VDUSE_DEV_INJECT_CONFIG_IRQ => self.check_irq_allowed().map(|()| 0),
+            uapi::VDUSE_DEV_INJECT_CONFIG_IRQ => {
+                self.check_irq_allowed()?;
+                self.inject_config_irq();
+                Ok(0)
+            }
             uapi::VDUSE_VQ_SETUP => self.vq_setup(user.reader().read()?).map(|()| 0),
             uapi::VDUSE_VQ_GET_INFO => {
                 let (mut r, mut w) = user.reader_writer();
@@ -565,8 +582,10 @@ impl Device {
             uapi::VDUSE_VQ_SETUP_KICKFD => self.vq_setup_kickfd(user.reader().read()?).map(|()| 0),
             uapi::VDUSE_VQ_INJECT_IRQ => {
                 let index: u32 = user.reader().read()?;
-                self.vq(index)?;
-                self.check_irq_allowed().map(|()| 0)
+                let vq = self.vq(index)?;
+                self.check_irq_allowed()?;
+                vq.inject_irq();
+                Ok(0)
             }
             uapi::VDUSE_IOTLB_REG_UMEM => self.reg_umem(&user.reader().read()?).map(|()| 0),
             uapi::VDUSE_IOTLB_DEREG_UMEM => self.dereg_umem(&user.reader().read()?).map(|()| 0),

@@ -50,3 +50,11 @@ impl Drop for EventFdCtx {
         unsafe { bindings::eventfd_ctx_put(self.ctx) };
     }
 }
+
+/// Whether the current task may signal an eventfd now (`eventfd_signal_allowed()`): not from
+/// inside an eventfd wakeup, where `eventfd_signal` would warn about the nesting.
+pub(crate) fn signal_allowed() -> bool {
+    // SAFETY: `get_current` returns the running task, valid for this call; `in_eventfd` is only
+    // written by the task itself.
+    unsafe { (*bindings::get_current()).in_eventfd() == 0 }
+}

@@ -14,9 +14,16 @@
 //! request whose sender already gave up only gets `ENOENT`, and a sender never sees memory that
 //! is gone.
 
-use crate::uapi::{
-    DevRequest,
-    DevResponse, //
+use crate::{
+    kutil::{
+        KillableCompletion,
+        WaitEnd, //
+    },
+    uapi::{
+        DevRequest,
+        DevResponse,
+        VDUSE_REQ_RESULT_OK, //
+    },
 };
 use kernel::{
     alloc::KVec,
@@ -24,6 +31,7 @@ use kernel::{
     prelude::*,
     sync::{
         poll::PollCondVar,
+        Arc,
         SpinLock, //
     },
 };
@@ -39,17 +47,51 @@ pub(crate) const EPOLLRDNORM: u32 = 0x40;
 /// `EPOLLWRNORM`.
 pub(crate) const EPOLLWRNORM: u32 = 0x100;
 
+/// A request on its way: the request and the completion its sender waits on.
+struct Pending {
+    req: DevRequest,
+    waiter: Arc<KillableCompletion>,
+}
+
 /// The queues of the channel.
 #[derive(Default)]
 struct Channel {
     /// Requests not read yet, oldest first.
-    send: KVec<DevRequest>,
+    send: KVec<Pending>,
     /// Requests read and not answered yet.
-    recv: KVec<DevRequest>,
+    recv: KVec<Pending>,
     /// Responses not yet collected by their sender.
     done: KVec<DevResponse>,
+    /// Request id of the next request (`msg_unique`).
+    next_id: u32,
     /// A request timed out: the device is broken for good.
     broken: bool,
+}
+
+impl Channel {
+    /// `vduse_dev_broken()`: fails every pending request and marks the channel broken. A
+    /// sender woken without a response in `done` fails its request with `EIO`.
+    fn set_broken(&mut self) {
+        if self.broken {
+            return;
+        }
+        for list in [&mut self.recv, &mut self.send] {
+            for p in core::mem::take(list) {
+                p.waiter.complete_all();
+            }
+        }
+        self.broken = true;
+    }
+
+    /// Removes the request `id` from whichever list holds it.
+    fn forget(&mut self, id: u32) {
+        for list in [&mut self.send, &mut self.recv] {
+            if let Some(pos) = list.iter().position(|p| p.req.request_id == id) {
+                let _ = list.remove(pos);
+                return;
+            }
+        }
+    }
 }
 
 /// What [`MsgChannel::read`] does when no request is pending.
@@ -96,10 +138,11 @@ impl MsgChannel {
         let mut ch = self.inner.lock();
         loop {
             if !ch.send.is_empty() {
-                let req = ch.send.remove(0)?;
+                let p = ch.send.remove(0)?;
+                let req = p.req;
                 // Before the lock is dropped the request must be on a list, so that a sender
                 // timing out now finds it.
-                ch.recv.push(req, GFP_ATOMIC)?;
+                ch.recv.push(p, GFP_ATOMIC)?;
                 return Ok(req);
             }
             if let ReadMode::NonBlocking = mode {
@@ -115,10 +158,12 @@ impl MsgChannel {
     /// unanswered (its sender may have given up meanwhile).
     pub(crate) fn unread(&self, request_id: u32) {
         let mut ch = self.inner.lock();
-        if let Some(pos) = ch.recv.iter().position(|r| r.request_id == request_id) {
-            if let Ok(req) = ch.recv.remove(pos) {
-                // Cannot fail: the element was just removed from a list of the same size.
-                let _ = ch.send.insert_within_capacity(0, req);
+        if let Some(pos) = ch.recv.iter().position(|p| p.req.request_id == request_id) {
+            if let Ok(p) = ch.recv.remove(pos) {
+                if ch.send.reserve(1, GFP_ATOMIC).is_ok() {
+                    // Cannot fail: capacity was reserved just above.
+                    let _ = ch.send.insert_within_capacity(0, p);
+                }
             }
         }
     }
@@ -136,10 +181,11 @@ impl MsgChannel {
         let pos = ch
             .recv
             .iter()
-            .position(|r| r.request_id == resp.request_id)
+            .position(|p| p.req.request_id == resp.request_id)
             .ok_or(ENOENT)?;
-        ch.recv.remove(pos)?;
         ch.done.push(resp, GFP_ATOMIC)?;
+        let p = ch.recv.remove(pos)?;
+        p.waiter.complete_all();
         Ok(())
     }
 
@@ -172,6 +218,60 @@ impl MsgChannel {
         }
         ch.send = queue;
         drop(ch);
+        self.readers.notify_all();
+    }
+
+    /// Sends `req` to the daemon and waits for its response (`vduse_dev_msg_sync()`):
+    /// `timeout_secs` seconds (0: forever), killable. A timeout breaks the device for good.
+    ///
+    /// # Errors
+    ///
+    /// `EIO` if the device is broken, the request timed out or was interrupted by a fatal
+    /// signal, or the daemon answered `VDUSE_REQ_RESULT_FAILED`; `ENOMEM`.
+    pub(crate) fn send(&self, mut req: DevRequest, timeout_secs: u32) -> Result<DevResponse> {
+        let waiter = Arc::pin_init(KillableCompletion::new(), GFP_KERNEL)?;
+        let id = {
+            let mut ch = self.inner.lock();
+            if ch.broken {
+                return Err(EIO);
+            }
+            let id = ch.next_id;
+            ch.next_id = id.wrapping_add(1);
+            req.request_id = id;
+            ch.send.push(
+                Pending {
+                    req,
+                    waiter: waiter.clone(),
+                },
+                GFP_ATOMIC,
+            )?;
+            id
+        };
+        self.readers.notify_all();
+        let end = waiter.wait(timeout_secs);
+        let mut ch = self.inner.lock();
+        let resp = match ch.done.iter().position(|r| r.request_id == id) {
+            Some(pos) => ch.done.remove(pos).ok(),
+            None => None,
+        };
+        let Some(resp) = resp else {
+            ch.forget(id);
+            if end == WaitEnd::TimedOut {
+                ch.set_broken();
+                drop(ch);
+                self.readers.notify_all();
+            }
+            return Err(EIO);
+        };
+        if resp.result != VDUSE_REQ_RESULT_OK {
+            return Err(EIO);
+        }
+        Ok(resp)
+    }
+
+    /// Breaks the device for good (the daemon refused a queue): pending requests fail.
+    pub(crate) fn break_device(&self) {
+        self.inner.lock().set_broken();
         self.readers.notify_all();
     }
 

@@ -23,6 +23,7 @@ use crate::{
         ValidConfig, //
     },
     kutil::capable_net_admin,
+    vdpa::MgmtRef,
 };
 use kernel::{
     new_mutex,
@@ -125,6 +126,27 @@ impl Vduse {
         drop(devices);
         dev.remove_node();
         Ok(())
+    }
+
+    /// `vdpa dev add NAME mgmtdev vduse` (`vdpa_dev_add()`): puts device NAME on the vDPA bus.
+    ///
+    /// # Errors
+    ///
+    /// `EINVAL` (no such device, or a virtqueue not set up with `VDUSE_VQ_SETUP`), `EEXIST`
+    /// (already on the bus), or an error of the vDPA core.
+    pub(crate) fn vdpa_dev_add(&self, mdev: &MgmtRef, name: &CStr) -> Result {
+        let (dev, vdpa) = {
+            let devices = self.devices.lock();
+            let dev = devices
+                .iter()
+                .find(|d| d.name() == name.to_bytes())
+                .ok_or(EINVAL)?;
+            if !dev.is_ready() {
+                return Err(EINVAL);
+            }
+            (dev.clone(), dev.init_vdpa(mdev, name)?)
+        };
+        vdpa.register(dev.vq_num())
     }
 
     /// Opens the node of minor `minor` (`vduse_dev_open()`): one opener at a time.

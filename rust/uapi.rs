@@ -364,3 +364,48 @@ const _: () = assert!(VDUSE_IOTLB_REG_UMEM == 0x4030_8118);
 const _: () = assert!(VDUSE_IOTLB_DEREG_UMEM == 0x4030_8119);
 const _: () = assert!(VDUSE_IOTLB_GET_INFO == 0xc030_811a);
 const _: () = assert!(VDUSE_IOTLB_GET_FD2 == 0xc050_811b);
+
+impl DevRequest {
+    /// A request of type `type_` with an empty payload (the id is set when it is sent).
+    pub(crate) fn new(type_: u32) -> Self {
+        Self {
+            type_,
+            request_id: 0,
+            reserved: [0; 4],
+            payload: [0; 16],
+        }
+    }
+
+    /// Writes `bytes` at byte offset `off` of the payload (the C union); out-of-range writes
+    /// are dropped (every caller uses offsets of the uAPI layout, all in range).
+    fn put(&mut self, off: usize, bytes: &[u8]) {
+        if let Some(dst) = self.payload.as_bytes_mut().get_mut(off..off + bytes.len()) {
+            dst.copy_from_slice(bytes);
+        }
+    }
+
+    /// Writes a `__u32` of the payload at byte offset `off`.
+    pub(crate) fn put_u32(&mut self, off: usize, v: u32) {
+        self.put(off, &v.to_ne_bytes());
+    }
+
+    /// Writes a `__u64` of the payload at byte offset `off`.
+    pub(crate) fn put_u64(&mut self, off: usize, v: u64) {
+        self.put(off, &v.to_ne_bytes());
+    }
+
+    /// Writes a `__u8` of the payload at byte offset `off`.
+    pub(crate) fn put_u8(&mut self, off: usize, v: u8) {
+        self.put(off, &[v]);
+    }
+}
+
+impl DevResponse {
+    /// Reads the `__u16` at byte offset `off` of the payload (0 if out of range).
+    pub(crate) fn u16_at(&self, off: usize) -> u16 {
+        self.payload
+            .as_bytes()
+            .get(off..off + 2)
+            .map_or(0, |b| u16::from_ne_bytes([b[0], b[1]]))
+    }
+}

@@ -35,6 +35,7 @@ mod sysfs;
     reason = "a complete mirror of the uAPI header; the driver does not use every item"
 )]
 mod uapi;
+mod vdpa;
 mod vq;
 
 use chrdev::{
@@ -49,6 +50,7 @@ use kernel::{
     sync::Arc, //
 };
 use registry::Vduse;
+use vdpa::MgmtDev;
 
 module! {
     type: VduseModule,
@@ -66,6 +68,8 @@ module! {
 /// reference on the module, so none exists when it is dropped.
 #[pin_data]
 struct VduseModule {
+    /// The vDPA management device `vduse` (unregistered first).
+    _mgmt: MgmtDev,
     /// `/dev/vduse/control` (minor 0).
     control_node: DeviceNode,
     /// The cdev of the control device.
@@ -82,6 +86,7 @@ impl kernel::InPlaceModule for VduseModule {
     fn init(_module: &'static ThisModule) -> impl PinInit<Self, Error> {
         try_pin_init!(Self {
             vduse: Arc::pin_init(Vduse::new(), GFP_KERNEL)?,
+            _mgmt: MgmtDev::register(vduse.clone())?,
             device_cdev <- Cdev::add(vduse.clone(), vduse.devt(1)?, MINORS - 1),
             control_cdev <- Cdev::add(vduse.clone(), vduse.devt(0)?, 1),
             // SAFETY: The class lives in `vduse`, dropped after this node (declaration order);

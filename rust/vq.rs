@@ -10,12 +10,21 @@
 use crate::{
     eventfd::EventFdCtx,
     sysfs::CpuMask,
-    uapi, //
+    uapi,
+    vdpa::Callback, //
 };
 use kernel::{
-    new_spinlock,
+    impl_has_work, new_spinlock, new_work,
     prelude::*,
-    sync::SpinLock, //
+    sync::{
+        Arc,
+        SpinLock, //
+    },
+    workqueue::{
+        self,
+        Work,
+        WorkItem, //
+    },
 };
 
 /// What `VDUSE_VQ_SETUP` and the vDPA driver set.
@@ -60,6 +69,24 @@ pub(crate) struct Vq {
     /// CPUs the interrupt callback may run on (`vqN/irq_cb_affinity`).
     #[pin]
     irq_affinity: SpinLock<CpuMask>,
+    /// The vDPA driver's interrupt callback (`irq_lock` in C).
+    #[pin]
+    cb: SpinLock<Option<Callback>>,
+    /// Delivers a kick from a context where an eventfd may not be signalled.
+    #[pin]
+    kick_work: Work<Vq>,
+}
+
+impl_has_work! {
+    impl HasWork<Self> for Vq { self.kick_work }
+}
+
+impl WorkItem for Vq {
+    type Pointer = Arc<Vq>;
+
+    fn run(this: Arc<Vq>) {
+        this.kick_now();
+    }
 }
 
 impl Vq {
@@ -69,6 +96,8 @@ impl Vq {
             config <- new_spinlock!(VqConfig::default(), "Vq::config"),
             kick <- new_spinlock!(Kick::default(), "Vq::kick"),
             irq_affinity <- new_spinlock!(CpuMask::all(), "Vq::irq_affinity"),
+            cb <- new_spinlock!(None, "Vq::cb"),
+            kick_work <- new_work!("Vq::kick_work"),
         })
     }
 
@@ -113,6 +142,128 @@ impl Vq {
         };
         // The old context is put outside the spinlock.
         drop(old);
+    }
+
+    /// Maximum size set by `VDUSE_VQ_SETUP` (0: not set up).
+    pub(crate) fn num_max(&self) -> u16 {
+        self.config.lock().num_max
+    }
+
+    /// The group set by `VDUSE_VQ_SETUP`.
+    pub(crate) fn group(&self) -> u32 {
+        self.config.lock().group
+    }
+
+    /// `set_vq_address`.
+    pub(crate) fn set_address(&self, desc: u64, driver: u64, device: u64) {
+        let mut c = self.config.lock();
+        c.desc_addr = desc;
+        c.driver_addr = driver;
+        c.device_addr = device;
+    }
+
+    /// `set_vq_num`.
+    pub(crate) fn set_num(&self, num: u32) {
+        self.config.lock().num = num;
+    }
+
+    /// `get_vq_size`: the driver's size, or the maximum while it set none.
+    pub(crate) fn size(&self) -> u16 {
+        let c = self.config.lock();
+        if c.num != 0 {
+            // CAST: As C's `u16` return: queue sizes fit in 16 bits.
+            c.num as u16
+        } else {
+            c.num_max
+        }
+    }
+
+    /// `set_vq_ready` (after the optional `VDUSE_SET_VQ_READY` request).
+    pub(crate) fn set_ready(&self, ready: bool) {
+        self.config.lock().ready = ready;
+    }
+
+    /// `get_vq_ready`.
+    pub(crate) fn ready(&self) -> bool {
+        self.config.lock().ready
+    }
+
+    /// `set_vq_state`: the packed ring words, or the split ring's `avail_index`.
+    pub(crate) fn set_state(&self, packed: bool, split: u16, packed_words: [u16; 4]) {
+        let mut c = self.config.lock();
+        if packed {
+            c.state = packed_words;
+        } else {
+            c.state[0] = split;
+        }
+    }
+
+    /// `set_vq_cb`.
+    pub(crate) fn set_cb(&self, cb: Option<Callback>) {
+        *self.cb.lock() = cb;
+    }
+
+    /// Delivers an interrupt to the vDPA driver if the queue is ready and has a callback
+    /// (`vduse_vq_irq_inject`).
+    pub(crate) fn inject_irq(&self) {
+        let ready = self.ready();
+        let cb = self.cb.lock();
+        if ready {
+            if let Some(cb) = cb.as_ref() {
+                cb.call();
+            }
+        }
+    }
+
+    /// `kick_vq`: signals the kick eventfd, latches the kick if there is none; dropped while
+    /// the device is suspended or the queue not ready. From inside an eventfd wakeup (vhost's
+    /// kick path) another eventfd may not be signalled: the kick is then deferred to a work
+    /// item.
+    pub(crate) fn kick(self: &Arc<Self>, suspended: bool) {
+        if suspended || !self.ready() {
+            return;
+        }
+        if crate::eventfd::signal_allowed() {
+            self.kick_now();
+        } else {
+            // Already queued: that run delivers this kick too.
+            let _ = workqueue::system().enqueue(self.clone());
+        }
+    }
+
+    /// Delivers a kick now.
+    fn kick_now(&self) {
+        let mut k = self.kick.lock();
+        match &k.kickfd {
+            Some(fd) => fd.signal(),
+            None => k.kicked = true,
+        }
+    }
+
+    /// Waits for kicks running on other CPUs to finish (suspend: no kick that passed the
+    /// suspended check may still be delivering).
+    pub(crate) fn sync_kicks(&self) {
+        drop(self.kick.lock());
+    }
+
+    /// Resets the queue (`vduse_dev_reset`): not ready, no addresses, state, kick eventfd or
+    /// callback.
+    pub(crate) fn reset(&self) {
+        {
+            let mut c = self.config.lock();
+            *c = VqConfig {
+                num_max: c.num_max,
+                group: c.group,
+                ..VqConfig::default()
+            };
+        }
+        let old = {
+            let mut k = self.kick.lock();
+            k.kicked = false;
+            k.kickfd.take()
+        };
+        drop(old);
+        *self.cb.lock() = None;
     }
 
     /// The interrupt affinity.

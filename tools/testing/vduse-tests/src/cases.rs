@@ -9,6 +9,7 @@ pub mod control;
 pub mod create;
 pub mod device;
 pub mod sysfs;
+pub mod vdpa;
 
 /// Every case, in run order.
 pub fn all() -> Vec<Case> {
@@ -17,5 +18,6 @@ pub fn all() -> Vec<Case> {
     v.extend(device::cases());
     v.extend(sysfs::cases());
     v.extend(compat::cases());
+    v.extend(vdpa::cases());
     v
 }

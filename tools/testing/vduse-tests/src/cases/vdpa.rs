@@ -1,0 +1,575 @@
+// SPDX-License-Identifier: GPL-2.0
+
+//! The vDPA bus and the message channel: `vdpa dev add/del`, the requests the driver sends to
+//! the daemon (driven through `vhost_vdpa`), timeouts, the broken state, reconnection.
+//!
+//! These cases bind devices to `vhost_vdpa` (they unload `virtio_vdpa` first): vhost-vdpa's
+//! ioctls reach every request type without a working data path.
+
+use crate::cases::control::set_features;
+use crate::dev::*;
+use crate::harness::{Case, Ctx};
+use crate::sys::{self, ioc, Fd, Ret, IOC_NONE, IOC_READ, IOC_WRITE};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+const VHOST: u32 = 0xaf;
+const VHOST_SET_OWNER: u32 = ioc(IOC_NONE, VHOST, 0x01, 0);
+const VHOST_GET_VRING_BASE: u32 = ioc(IOC_READ | IOC_WRITE, VHOST, 0x12, 8);
+const VHOST_SET_BACKEND_FEATURES: u32 = ioc(IOC_WRITE, VHOST, 0x25, 8);
+const VHOST_GET_BACKEND_FEATURES: u32 = ioc(IOC_READ, VHOST, 0x26, 8);
+const VHOST_VDPA_GET_STATUS: u32 = ioc(IOC_READ, VHOST, 0x71, 1);
+const VHOST_VDPA_SET_STATUS: u32 = ioc(IOC_WRITE, VHOST, 0x72, 1);
+const VHOST_VDPA_SET_VRING_ENABLE: u32 = ioc(IOC_WRITE, VHOST, 0x75, 8);
+const VHOST_VDPA_SET_GROUP_ASID: u32 = ioc(IOC_WRITE, VHOST, 0x7c, 8);
+const VHOST_VDPA_SUSPEND: u32 = ioc(IOC_NONE, VHOST, 0x7d, 0);
+
+/// How the test daemon treats requests.
+#[derive(Clone, Copy, PartialEq)]
+enum Policy {
+    /// Answer every request with `VDUSE_REQ_RESULT_OK`.
+    Answer,
+    /// Read requests and never answer.
+    Ignore,
+}
+
+/// A daemon thread serving the message channel of an open device.
+struct Daemon {
+    stop: Arc<AtomicBool>,
+    log: Arc<Mutex<Vec<String>>>,
+    thread: Option<std::thread::JoinHandle<()>>,
+}
+
+/// A readable summary of a request: its type and payload words, without its id.
+fn describe(req: &[u8]) -> String {
+    let w = |i: usize| u32::from_ne_bytes([req[i], req[i + 1], req[i + 2], req[i + 3]]);
+    let q = |i: usize| u64::from_ne_bytes(req[i..i + 8].try_into().unwrap_or([0; 8]));
+    match w(0) {
+        0 => format!("GET_VQ_STATE index={}", w(24)),
+        1 => format!("SET_STATUS status={:#x}", req[24]),
+        2 => format!("UPDATE_IOTLB [{:#x}, {:#x}] asid={}", q(24), q(32), w(40)),
+        3 => format!("SET_VQ_GROUP_ASID group={} asid={}", w(24), w(28)),
+        4 => format!("SET_VQ_READY num={} ready={}", w(24), w(28)),
+        5 => "SUSPEND".to_string(),
+        t => format!("type {t}"),
+    }
+}
+
+impl Daemon {
+    /// Serves `fd` (non-blocking reads, polled) with `policy`. GET_VQ_STATE is answered with
+    /// avail_index 0x1234.
+    fn start(fd: i32, policy: Policy) -> Self {
+        let stop = Arc::new(AtomicBool::new(false));
+        let log = Arc::new(Mutex::new(Vec::new()));
+        let (s, l) = (stop.clone(), log.clone());
+        let thread = std::thread::spawn(move || {
+            let mut req = [0u8; 152];
+            while !s.load(Ordering::Relaxed) {
+                let mut p = libc::pollfd {
+                    fd,
+                    events: libc::POLLIN,
+                    revents: 0,
+                };
+                // SAFETY: One valid pollfd.
+                if unsafe { libc::poll(&mut p, 1, 50) } <= 0 || p.revents & libc::POLLIN == 0 {
+                    continue;
+                }
+                if sys::read(fd, &mut req) != Ok(152) {
+                    continue;
+                }
+                if let Ok(mut log) = l.lock() {
+                    log.push(describe(&req));
+                }
+                if policy == Policy::Ignore {
+                    continue;
+                }
+                let mut resp = [0u8; 152];
+                resp[..4].copy_from_slice(&req[4..8]); // request_id
+                if req[..4] == [0, 0, 0, 0] {
+                    // GET_VQ_STATE: vq_state.index, then split.avail_index.
+                    resp[24..28].copy_from_slice(&req[24..28]);
+                    resp[28..30].copy_from_slice(&0x1234u16.to_ne_bytes());
+                }
+                let _ = sys::write(fd, &resp);
+            }
+        });
+        Self {
+            stop,
+            log,
+            thread: Some(thread),
+        }
+    }
+
+    /// Stops the thread and returns what it saw.
+    fn finish(mut self) -> Vec<String> {
+        self.stop.store(true, Ordering::Relaxed);
+        if let Some(t) = self.thread.take() {
+            let _ = t.join();
+        }
+        self.log.lock().map(|l| l.clone()).unwrap_or_default()
+    }
+}
+
+impl Drop for Daemon {
+    fn drop(&mut self) {
+        self.stop.store(true, Ordering::Relaxed);
+        if let Some(t) = self.thread.take() {
+            let _ = t.join();
+        }
+    }
+}
+
+/// Runs the `vdpa` tool; returns its exit status and the errno name it printed, if any.
+fn vdpa(args: &[&str]) -> String {
+    match std::process::Command::new("vdpa").args(args).output() {
+        Ok(o) => {
+            let err = String::from_utf8_lossy(&o.stderr);
+            let reason = [
+                "Invalid argument",
+                "File exists",
+                "No such device",
+                "Operation not supported",
+                "Device or resource busy",
+                "Input/output error",
+            ]
+            .iter()
+            .find(|r| err.contains(*r))
+            .copied()
+            .unwrap_or("");
+            format!("exit {} {reason}", o.status.code().unwrap_or(-1))
+        }
+        Err(e) => format!("cannot run vdpa: {e}"),
+    }
+}
+
+/// Unloads `virtio_vdpa` and loads `vhost_vdpa`, so new vDPA devices bind to vhost.
+fn use_vhost_vdpa() {
+    let _ = std::process::Command::new("rmmod")
+        .arg("virtio_vdpa")
+        .output();
+    let _ = std::process::Command::new("modprobe")
+        .arg("vhost_vdpa")
+        .output();
+}
+
+/// The vhost-vdpa node of vDPA device `name`.
+fn vhost_node(name: &str) -> Option<String> {
+    let dir = format!("/sys/bus/vdpa/devices/{name}");
+    std::fs::read_dir(&dir)
+        .ok()?
+        .filter_map(|e| e.ok())
+        .find_map(|e| {
+            let n = e.file_name().to_string_lossy().into_owned();
+            n.starts_with("vhost-vdpa-").then(|| format!("/dev/{n}"))
+        })
+}
+
+fn vhost_u64(fd: i32, cmd: u32, v: u64) -> (Ret, u64) {
+    let mut v = v;
+    let r = sys::ioctl_ptr(fd, cmd, &mut v);
+    (r, v)
+}
+
+fn vring_state(fd: i32, cmd: u32, index: u32, num: u32) -> (Ret, u32) {
+    let mut s = [index, num];
+    let r = sys::ioctl(fd, cmd, s.as_mut_ptr() as usize);
+    (r, s[1])
+}
+
+fn set_status(fd: i32, status: u8) -> Ret {
+    let mut s = status;
+    sys::ioctl_ptr(fd, VHOST_VDPA_SET_STATUS, &mut s)
+}
+
+/// A v1 blk device with 2 queues, features `vduse_features`, set up and opened.
+fn ready_device(c: &mut Ctx, name: &str, vduse_features: u64) -> Option<(DevGuard, Fd)> {
+    let ctl = control(c, Some(1))?;
+    c.expect("SET_FEATURES", set_features(&ctl, vduse_features), Ok(0));
+    let guard = DevGuard(name.to_string());
+    c.expect("CREATE_DEV", create(&ctl, &DevConfig::blk_v1(name)), Ok(0));
+    let fd = Fd(c
+        .expect_ok("open(device)", open_dev(name, libc::O_RDWR))
+        .ok()? as i32);
+    for i in 0..2u32 {
+        let mut b = [0u8; 32];
+        b[..4].copy_from_slice(&i.to_ne_bytes());
+        b[4..6].copy_from_slice(&256u16.to_ne_bytes());
+        c.expect(
+            &format!("VQ_SETUP({i})"),
+            sys::ioctl(fd.0, VDUSE_VQ_SETUP, b.as_mut_ptr() as usize),
+            Ok(0),
+        );
+    }
+    Some((guard, fd))
+}
+
+fn add_needs_vq_setup(c: &mut Ctx) {
+    use_vhost_vdpa();
+    let Some(_g) = create_ok(c, Some(0), &DevConfig::blk("t-vnotready")) else {
+        return;
+    };
+    c.expect_eq(
+        "vdpa dev add (queues not set up)",
+        vdpa(&["dev", "add", "name", "t-vnotready", "mgmtdev", "vduse"]),
+        "exit 1 Invalid argument".to_string(),
+    );
+}
+
+fn add_unknown(c: &mut Ctx) {
+    use_vhost_vdpa();
+    c.expect_eq(
+        "vdpa dev add (no such VDUSE device)",
+        vdpa(&["dev", "add", "name", "t-vnone", "mgmtdev", "vduse"]),
+        "exit 1 Invalid argument".to_string(),
+    );
+}
+
+fn mgmtdev(c: &mut Ctx) {
+    let out = std::process::Command::new("vdpa")
+        .args(["mgmtdev", "show"])
+        .output();
+    let text = out
+        .map(|o| String::from_utf8_lossy(&o.stdout).into_owned())
+        .unwrap_or_default();
+    c.expect_eq(
+        "vdpa mgmtdev show",
+        text.split_whitespace().collect::<Vec<_>>().join(" "),
+        "vduse: supported_classes net block max_supported_vqs 0 dev_features".to_string(),
+    );
+}
+
+/// The whole life cycle on vhost_vdpa, with every request type.
+fn vhost_lifecycle(c: &mut Ctx) {
+    use_vhost_vdpa();
+    let name = "t-vlife";
+    let Some((guard, fd)) = ready_device(c, name, 3) else {
+        return;
+    };
+    let daemon = Daemon::start(fd.0, Policy::Answer);
+    c.expect_eq(
+        "vdpa dev add",
+        vdpa(&["dev", "add", "name", name, "mgmtdev", "vduse"]),
+        "exit 0 ".to_string(),
+    );
+    c.expect_eq(
+        "vdpa dev add again",
+        vdpa(&["dev", "add", "name", name, "mgmtdev", "vduse"]),
+        "exit 1 File exists".to_string(),
+    );
+    let ctl = control(c, Some(1));
+    if let Some(ctl) = &ctl {
+        c.expect(
+            "DESTROY_DEV while on the bus",
+            destroy(ctl, name),
+            Err(libc::EBUSY),
+        );
+    }
+    let bounce = std::fs::OpenOptions::new()
+        .write(true)
+        .open(format!("/sys/class/vduse/{name}/bounce_size"));
+    let r = bounce.and_then(|mut f| std::io::Write::write(&mut f, b"1048576"));
+    c.expect_eq(
+        "bounce_size write after vdpa dev add",
+        r.map_err(|e| e.raw_os_error().unwrap_or(0)),
+        Err(libc::EPERM),
+    );
+    let Some(node) = vhost_node(name) else {
+        c.check(false, "no vhost-vdpa node");
+        return;
+    };
+    let vfd = c.expect_ok("open(vhost-vdpa)", sys::open(&node, libc::O_RDWR));
+    if let Ok(vfd) = vfd {
+        let v = Fd(vfd as i32);
+        c.expect(
+            "VHOST_SET_OWNER",
+            sys::ioctl(v.0, VHOST_SET_OWNER, 0),
+            Ok(0),
+        );
+        let (r, feats) = vhost_u64(v.0, VHOST_GET_BACKEND_FEATURES, 0);
+        c.expect("VHOST_GET_BACKEND_FEATURES", r, Ok(0));
+        // Bit numbers: IOTLB_MSG_V2 1, IOTLB_BATCH 2, IOTLB_ASID 3, SUSPEND 4.
+        c.expect_eq(
+            "backend features IOTLB_ASID and SUSPEND",
+            feats & 0x18,
+            0x18,
+        );
+        c.expect(
+            "VHOST_SET_BACKEND_FEATURES",
+            vhost_u64(v.0, VHOST_SET_BACKEND_FEATURES, feats & 0x1e).0,
+            Ok(0),
+        );
+        let (r, base) = vring_state(v.0, VHOST_GET_VRING_BASE, 1, 0);
+        c.expect("VHOST_GET_VRING_BASE(1)", r, Ok(0));
+        c.expect_eq("vring base from the daemon", base, 0x1234);
+        c.expect(
+            "VHOST_VDPA_SET_VRING_ENABLE(0, 1)",
+            vring_state(v.0, VHOST_VDPA_SET_VRING_ENABLE, 0, 1).0,
+            Ok(0),
+        );
+        c.expect(
+            "VHOST_VDPA_SET_GROUP_ASID(0, 0)",
+            vring_state(v.0, VHOST_VDPA_SET_GROUP_ASID, 0, 0).0,
+            Ok(0),
+        );
+        for s in [0x1u8, 0x3, 0xb, 0xf] {
+            c.expect(
+                &format!("VHOST_VDPA_SET_STATUS({s:#x})"),
+                set_status(v.0, s),
+                Ok(0),
+            );
+        }
+        let mut st = 0u8;
+        c.expect(
+            "VHOST_VDPA_GET_STATUS",
+            sys::ioctl_ptr(v.0, VHOST_VDPA_GET_STATUS, &mut st),
+            Ok(0),
+        );
+        c.expect_eq("status", st, 0xf);
+        let mut f: u64 = 0;
+        c.expect(
+            "DEV_GET_FEATURES",
+            sys::ioctl_ptr(fd.0, VDUSE_DEV_GET_FEATURES, &mut f),
+            Ok(0),
+        );
+        c.obs(format!("driver features {f:#x}"));
+        c.expect(
+            "VHOST_VDPA_SUSPEND",
+            sys::ioctl(v.0, VHOST_VDPA_SUSPEND, 0),
+            Ok(0),
+        );
+        c.expect(
+            "VQ_INJECT_IRQ while suspended",
+            {
+                let mut i: u32 = 0;
+                sys::ioctl_ptr(fd.0, VDUSE_VQ_INJECT_IRQ, &mut i)
+            },
+            Err(libc::EINVAL),
+        );
+    }
+    c.expect_eq(
+        "vdpa dev del",
+        vdpa(&["dev", "del", name]),
+        "exit 0 ".to_string(),
+    );
+    let seen = daemon.finish();
+    for (i, r) in seen.iter().enumerate() {
+        c.obs(format!("request {i}: {r}"));
+    }
+    for want in [
+        "GET_VQ_STATE index=1",
+        "SET_VQ_READY num=0 ready=1",
+        "SET_VQ_GROUP_ASID group=0 asid=0",
+        "SET_STATUS status=0xf",
+        "SUSPEND",
+        "SET_STATUS status=0x0",
+    ] {
+        c.check(
+            seen.iter().any(|s| s == want),
+            &format!("the daemon did not see {want}"),
+        );
+    }
+    drop(fd);
+    if let Some(ctl) = &ctl {
+        c.expect("DESTROY_DEV after vdpa dev del", destroy(ctl, name), Ok(0));
+    }
+    drop(guard);
+}
+
+/// Without `VDUSE_F_QUEUE_READY` and `VDUSE_F_SUSPEND` no such requests are sent, and
+/// vhost-vdpa offers no suspend.
+fn vhost_no_features(c: &mut Ctx) {
+    use_vhost_vdpa();
+    let name = "t-vnofeat";
+    let Some((_guard, fd)) = ready_device(c, name, 0) else {
+        return;
+    };
+    let daemon = Daemon::start(fd.0, Policy::Answer);
+    c.expect_eq(
+        "vdpa dev add",
+        vdpa(&["dev", "add", "name", name, "mgmtdev", "vduse"]),
+        "exit 0 ".to_string(),
+    );
+    if let Some(node) = vhost_node(name) {
+        if let Ok(vfd) = sys::open(&node, libc::O_RDWR) {
+            let v = Fd(vfd as i32);
+            c.expect(
+                "VHOST_SET_OWNER",
+                sys::ioctl(v.0, VHOST_SET_OWNER, 0),
+                Ok(0),
+            );
+            let (_, feats) = vhost_u64(v.0, VHOST_GET_BACKEND_FEATURES, 0);
+            c.expect_eq(
+                "backend features without VDUSE_F_SUSPEND: no SUSPEND bit",
+                feats & 0x10,
+                0,
+            );
+            c.expect(
+                "VHOST_VDPA_SET_VRING_ENABLE(1, 1)",
+                vring_state(v.0, VHOST_VDPA_SET_VRING_ENABLE, 1, 1).0,
+                Ok(0),
+            );
+        }
+    }
+    c.expect_eq(
+        "vdpa dev del",
+        vdpa(&["dev", "del", name]),
+        "exit 0 ".to_string(),
+    );
+    for (i, r) in daemon.finish().iter().enumerate() {
+        c.obs(format!("request {i}: {r}"));
+    }
+}
+
+/// A request that times out breaks the device for good.
+fn timeout_breaks(c: &mut Ctx) {
+    use_vhost_vdpa();
+    let name = "t-vtimeout";
+    let Some((_guard, fd)) = ready_device(c, name, 0) else {
+        return;
+    };
+    let _ = std::fs::write(format!("/sys/class/vduse/{name}/msg_timeout"), "1");
+    let daemon = Daemon::start(fd.0, Policy::Ignore);
+    c.expect_eq(
+        "vdpa dev add",
+        vdpa(&["dev", "add", "name", name, "mgmtdev", "vduse"]),
+        "exit 0 ".to_string(),
+    );
+    if let Some(node) = vhost_node(name) {
+        // Opening vhost-vdpa resets the device: SET_STATUS(0), never answered.
+        let r = sys::open(&node, libc::O_RDWR);
+        c.obs(format!(
+            "open(vhost-vdpa) with a silent daemon = {}",
+            sys::fmt_ret(&r)
+        ));
+        if let Ok(v) = r {
+            sys::close(v as i32).ok();
+        }
+    }
+    for (i, r) in daemon.finish().iter().enumerate() {
+        c.obs(format!("request {i}: {r}"));
+    }
+    let mut f: u64 = 0;
+    c.expect(
+        "DEV_GET_FEATURES on a broken device",
+        sys::ioctl_ptr(fd.0, VDUSE_DEV_GET_FEATURES, &mut f),
+        Err(libc::EPERM),
+    );
+    let mut p = libc::pollfd {
+        fd: fd.0,
+        events: libc::POLLIN,
+        revents: 0,
+    };
+    // SAFETY: One valid pollfd.
+    unsafe { libc::poll(&mut p, 1, 0) };
+    c.expect_eq(
+        "poll on a broken device has POLLERR",
+        p.revents & libc::POLLERR,
+        libc::POLLERR,
+    );
+    c.expect_eq(
+        "vdpa dev del",
+        vdpa(&["dev", "del", name]),
+        "exit 0 ".to_string(),
+    );
+}
+
+/// A daemon that reads a request and dies: the request is read again, with its id, after
+/// reconnecting; answering it then completes the waiting operation.
+fn reconnect(c: &mut Ctx) {
+    use_vhost_vdpa();
+    let name = "t-vreconn";
+    let Some((_guard, fd)) = ready_device(c, name, 0) else {
+        return;
+    };
+    let _ = std::fs::write(format!("/sys/class/vduse/{name}/msg_timeout"), "20");
+    c.expect_eq(
+        "vdpa dev add",
+        vdpa(&["dev", "add", "name", name, "mgmtdev", "vduse"]),
+        "exit 0 ".to_string(),
+    );
+    let Some(node) = vhost_node(name) else {
+        c.check(false, "no vhost-vdpa node");
+        return;
+    };
+    // Opening vhost-vdpa blocks on SET_STATUS(0) until the daemon answers.
+    let opener = std::thread::spawn(move || {
+        let r = sys::open(&node, libc::O_RDWR);
+        if let Ok(v) = r {
+            sys::close(v as i32).ok();
+        }
+        r.map(|_| 0)
+    });
+    let mut req = [0u8; 152];
+    let mut first = None;
+    for _ in 0..100 {
+        let mut p = libc::pollfd {
+            fd: fd.0,
+            events: libc::POLLIN,
+            revents: 0,
+        };
+        // SAFETY: One valid pollfd.
+        unsafe { libc::poll(&mut p, 1, 100) };
+        if p.revents & libc::POLLIN != 0 && sys::read(fd.0, &mut req) == Ok(152) {
+            first = Some(req);
+            break;
+        }
+    }
+    let Some(first) = first else {
+        c.check(false, "no request arrived");
+        return;
+    };
+    c.obs(format!("first read: {}", describe(&first)));
+    let mut p = libc::pollfd {
+        fd: fd.0,
+        events: libc::POLLIN | libc::POLLOUT,
+        revents: 0,
+    };
+    // SAFETY: One valid pollfd.
+    unsafe { libc::poll(&mut p, 1, 0) };
+    c.obs(format!("poll after the read: {:#x}", p.revents));
+    drop(fd); // the daemon "dies"
+    let fd = match open_dev(name, libc::O_RDWR) {
+        Ok(f) => Fd(f as i32),
+        Err(e) => {
+            c.check(false, &format!("reopen: {e}"));
+            return;
+        }
+    };
+    let r = sys::read(fd.0, &mut req);
+    c.expect("read after reconnect", r, Ok(152));
+    c.expect_eq("same request again", describe(&req), describe(&first));
+    c.expect_eq("same request id", req[4..8].to_vec(), first[4..8].to_vec());
+    let mut resp = [0u8; 152];
+    resp[..4].copy_from_slice(&req[4..8]);
+    c.expect("answer it", sys::write(fd.0, &resp), Ok(152));
+    c.expect(
+        "answer it twice",
+        sys::write(fd.0, &resp),
+        Err(libc::ENOENT),
+    );
+    let r = opener.join().unwrap_or(Err(-1));
+    c.expect("the blocked open(vhost-vdpa) completes", r, Ok(0));
+    // Closing vhost-vdpa resets again: serve that one too.
+    let daemon = Daemon::start(fd.0, Policy::Answer);
+    std::thread::sleep(Duration::from_millis(200));
+    c.expect_eq(
+        "vdpa dev del",
+        vdpa(&["dev", "del", name]),
+        "exit 0 ".to_string(),
+    );
+    drop(daemon);
+}
+
+/// The cases of this file.
+pub fn cases() -> Vec<Case> {
+    vec![
+        Case::new("vdpa/mgmtdev_show", mgmtdev),
+        Case::new("vdpa/add_unknown_einval", add_unknown),
+        Case::new("vdpa/add_needs_vq_setup", add_needs_vq_setup),
+        Case::new("vdpa/vhost_lifecycle_all_requests", vhost_lifecycle),
+        Case::new("vdpa/vhost_no_vduse_features", vhost_no_features),
+        Case::new("vdpa/timeout_breaks_device", timeout_breaks),
+        Case::new("vdpa/reconnect_requeues", reconnect),
+    ]
+}
