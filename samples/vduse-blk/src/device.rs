@@ -1,0 +1,284 @@
+// SPDX-License-Identifier: GPL-2.0
+//! Thin wrappers around `/dev/vduse/control` and `/dev/vduse/$NAME`.
+
+use std::ffi::CString;
+use std::fs::{File, OpenOptions};
+use std::io;
+use std::os::fd::{AsRawFd, FromRawFd};
+use std::os::unix::fs::OpenOptionsExt;
+
+use crate::memory::{IotlbMapping, IotlbSource};
+use crate::uapi::*;
+
+/// `ioctl(2)` returning the non-negative result or the errno as an error.
+///
+/// # Safety
+///
+/// `arg` must point to a value of the type `req` expects (or be unused by `req`).
+unsafe fn ioctl<T>(f: &File, req: u32, arg: *mut T) -> io::Result<i32> {
+    // SAFETY: forwarded to the caller.
+    let r = unsafe { libc::ioctl(f.as_raw_fd(), req as libc::c_ulong, arg) };
+    if r < 0 {
+        Err(io::Error::last_os_error())
+    } else {
+        Ok(r)
+    }
+}
+
+/// The errno of an I/O error, or 0.
+pub fn errno(e: &io::Error) -> i32 {
+    e.raw_os_error().unwrap_or(0)
+}
+
+/// `/dev/vduse/control`.
+pub struct Control {
+    file: File,
+}
+
+impl Control {
+    pub const PATH: &'static str = "/dev/vduse/control";
+
+    pub fn open() -> io::Result<Self> {
+        let file = OpenOptions::new()
+            .read(true)
+            .write(true)
+            .custom_flags(libc::O_CLOEXEC)
+            .open(Self::PATH)?;
+        Ok(Control { file })
+    }
+
+    /// `VDUSE_GET_API_VERSION`. Note: on Linux >= 7.0 merely asking opts this fd into API 1.
+    pub fn get_api_version(&self) -> io::Result<u64> {
+        let mut v = 0u64;
+        // SAFETY: _IOR(u64).
+        unsafe { ioctl(&self.file, VDUSE_GET_API_VERSION, &mut v) }?;
+        Ok(v)
+    }
+
+    pub fn set_api_version(&self, v: u64) -> io::Result<()> {
+        let mut v = v;
+        // SAFETY: _IOW(u64).
+        unsafe { ioctl(&self.file, VDUSE_SET_API_VERSION, &mut v) }.map(drop)
+    }
+
+    /// `VDUSE_GET_FEATURES` (Linux >= 7.3; older kernels answer EINVAL).
+    pub fn get_features(&self) -> io::Result<u64> {
+        let mut v = 0u64;
+        // SAFETY: _IOR(u64).
+        unsafe { ioctl(&self.file, VDUSE_GET_FEATURES, &mut v) }?;
+        Ok(v)
+    }
+
+    pub fn set_features(&self, f: u64) -> io::Result<()> {
+        let mut v = f;
+        // SAFETY: _IOW(u64).
+        unsafe { ioctl(&self.file, VDUSE_SET_FEATURES, &mut v) }.map(drop)
+    }
+
+    /// `VDUSE_CREATE_DEV` with `config` appended after the fixed part.
+    pub fn create_dev(&self, cfg: &DevConfig, config: &[u8]) -> io::Result<()> {
+        let fixed = std::mem::size_of::<DevConfig>();
+        // u64 storage keeps the buffer 8-byte aligned like the C struct.
+        let mut buf = vec![0u64; (fixed + config.len()).div_ceil(8)];
+        let p = buf.as_mut_ptr().cast::<u8>();
+        // SAFETY: `buf` holds at least fixed + config.len() bytes; DevConfig has no padding.
+        unsafe {
+            std::ptr::copy_nonoverlapping((cfg as *const DevConfig).cast::<u8>(), p, fixed);
+            std::ptr::copy_nonoverlapping(config.as_ptr(), p.add(fixed), config.len());
+            ioctl(&self.file, VDUSE_CREATE_DEV, p)
+        }
+        .map(drop)
+    }
+
+    pub fn destroy_dev(&self, name: &str) -> io::Result<()> {
+        let mut n = name_bytes(name)?;
+        // SAFETY: _IOW(char[256]).
+        unsafe { ioctl(&self.file, VDUSE_DESTROY_DEV, n.as_mut_ptr()) }.map(drop)
+    }
+}
+
+/// A device name as the NUL-terminated `char[VDUSE_NAME_MAX]` of the uAPI.
+pub fn name_bytes(name: &str) -> io::Result<[u8; VDUSE_NAME_MAX]> {
+    if name.is_empty() || name.len() >= VDUSE_NAME_MAX || name.contains('/') || name.contains('\0')
+    {
+        return Err(io::Error::new(
+            io::ErrorKind::InvalidInput,
+            "invalid device name",
+        ));
+    }
+    let mut n = [0u8; VDUSE_NAME_MAX];
+    n[..name.len()].copy_from_slice(name.as_bytes());
+    Ok(n)
+}
+
+/// `/dev/vduse/$NAME`.
+pub struct Device {
+    file: File,
+    api_version: u64,
+}
+
+impl Device {
+    pub fn path(name: &str) -> String {
+        format!("/dev/vduse/{name}")
+    }
+
+    /// Open the device (single opener: EBUSY while another daemon holds it).
+    pub fn open(name: &str, api_version: u64) -> io::Result<Self> {
+        let file = OpenOptions::new()
+            .read(true)
+            .write(true)
+            .custom_flags(libc::O_CLOEXEC | libc::O_NONBLOCK)
+            .open(Self::path(name))?;
+        Ok(Device { file, api_version })
+    }
+
+    pub fn api_version(&self) -> u64 {
+        self.api_version
+    }
+
+    pub fn raw_fd(&self) -> i32 {
+        self.file.as_raw_fd()
+    }
+
+    /// `VDUSE_DEV_GET_FEATURES`: the features the driver accepted.
+    pub fn driver_features(&self) -> io::Result<u64> {
+        let mut v = 0u64;
+        // SAFETY: _IOR(u64).
+        unsafe { ioctl(&self.file, VDUSE_DEV_GET_FEATURES, &mut v) }?;
+        Ok(v)
+    }
+
+    pub fn vq_setup(&self, index: u32, max_size: u16, group: u32) -> io::Result<()> {
+        let mut c = VqConfig {
+            index,
+            max_size,
+            group,
+            ..Default::default()
+        };
+        // SAFETY: _IOW(struct vduse_vq_config).
+        unsafe { ioctl(&self.file, VDUSE_VQ_SETUP, &mut c) }.map(drop)
+    }
+
+    pub fn vq_info(&self, index: u32) -> io::Result<VqInfo> {
+        let mut i = VqInfo {
+            index,
+            ..Default::default()
+        };
+        // SAFETY: _IOWR(struct vduse_vq_info).
+        unsafe { ioctl(&self.file, VDUSE_VQ_GET_INFO, &mut i) }?;
+        Ok(i)
+    }
+
+    pub fn vq_setup_kickfd(&self, index: u32, fd: i32) -> io::Result<()> {
+        let mut e = VqEventfd { index, fd };
+        // SAFETY: _IOW(struct vduse_vq_eventfd).
+        unsafe { ioctl(&self.file, VDUSE_VQ_SETUP_KICKFD, &mut e) }.map(drop)
+    }
+
+    pub fn vq_inject_irq(&self, index: u32) -> io::Result<()> {
+        let mut i = index;
+        // SAFETY: _IOW(u32).
+        unsafe { ioctl(&self.file, VDUSE_VQ_INJECT_IRQ, &mut i) }.map(drop)
+    }
+
+    /// Read one control message; `Ok(None)` if none is queued (the fd is non-blocking).
+    pub fn read_request(&self) -> io::Result<Option<DevRequest>> {
+        let mut req = DevRequest::default();
+        let buf = req.as_bytes_mut();
+        // SAFETY: valid buffer of the right size.
+        let n = unsafe { libc::read(self.file.as_raw_fd(), buf.as_mut_ptr().cast(), buf.len()) };
+        if n < 0 {
+            let e = io::Error::last_os_error();
+            return match errno(&e) {
+                libc::EAGAIN | libc::EINTR => Ok(None),
+                _ => Err(e),
+            };
+        }
+        if n as usize != std::mem::size_of::<DevRequest>() {
+            return Err(io::Error::new(
+                io::ErrorKind::UnexpectedEof,
+                "short VDUSE message",
+            ));
+        }
+        Ok(Some(req))
+    }
+
+    pub fn write_response(&self, resp: &DevResponse) -> io::Result<()> {
+        let b = resp.as_bytes();
+        // SAFETY: valid buffer.
+        let n = unsafe { libc::write(self.file.as_raw_fd(), b.as_ptr().cast(), b.len()) };
+        if n < 0 {
+            return Err(io::Error::last_os_error());
+        }
+        if n as usize != b.len() {
+            return Err(io::Error::new(
+                io::ErrorKind::WriteZero,
+                "short VDUSE response",
+            ));
+        }
+        Ok(())
+    }
+}
+
+impl IotlbSource for Device {
+    /// `VDUSE_IOTLB_GET_FD2` with API 1, `VDUSE_IOTLB_GET_FD` (address space 0 only) with API 0.
+    fn iotlb_get_fd(&self, asid: u32, start: u64, last: u64) -> io::Result<Option<IotlbMapping>> {
+        let r = if self.api_version >= VDUSE_API_VERSION_1 {
+            let mut e = IotlbEntryV2 {
+                start,
+                last,
+                asid,
+                ..Default::default()
+            };
+            // SAFETY: _IOWR(struct vduse_iotlb_entry_v2).
+            unsafe { ioctl(&self.file, VDUSE_IOTLB_GET_FD2, &mut e) }
+                .map(|fd| (fd, e.offset, e.start, e.last, e.perm))
+        } else {
+            if asid != 0 {
+                return Ok(None);
+            }
+            let mut e = IotlbEntry {
+                start,
+                last,
+                ..Default::default()
+            };
+            // SAFETY: _IOWR(struct vduse_iotlb_entry).
+            unsafe { ioctl(&self.file, VDUSE_IOTLB_GET_FD, &mut e) }
+                .map(|fd| (fd, e.offset, e.start, e.last, e.perm))
+        };
+        match r {
+            Ok((fd, offset, start, last, perm)) => {
+                // SAFETY: the kernel installed a new fd for us.
+                let file = unsafe { File::from_raw_fd(fd) };
+                // The kernel does not set O_CLOEXEC on it.
+                // SAFETY: plain fcntl on our fd.
+                unsafe { libc::fcntl(fd, libc::F_SETFD, libc::FD_CLOEXEC) };
+                Ok(Some(IotlbMapping {
+                    file,
+                    offset,
+                    start,
+                    last,
+                    perm,
+                }))
+            }
+            Err(e) if errno(&e) == libc::EINVAL => Ok(None),
+            Err(e) => Err(e),
+        }
+    }
+}
+
+/// Whether a vDPA device `name` still exists (then `VDUSE_DESTROY_DEV` says EBUSY).
+///
+/// `vdpa dev del` removes the `/sys/bus/vdpa/devices/NAME` link *before* the virtio driver is
+/// unbound (which still needs the daemon to answer messages); the vDPA device's own directory
+/// under its VDUSE parent goes only after that. A remaining race (the vDPA device freed a
+/// little after its directory) is covered by retrying on EBUSY.
+pub fn vdpa_attached(name: &str) -> bool {
+    std::path::Path::new(&format!("/sys/bus/vdpa/devices/{name}")).exists()
+        || std::path::Path::new(&format!("/sys/class/vduse/{name}/{name}")).exists()
+}
+
+/// C string helper for paths.
+pub fn cstr(s: &str) -> io::Result<CString> {
+    CString::new(s).map_err(|_| io::Error::new(io::ErrorKind::InvalidInput, "NUL in string"))
+}

@@ -1,0 +1,473 @@
+#!/usr/bin/env bash
+# SPDX-License-Identifier: GPL-2.0
+#
+# tools/testing/sample/run.sh: end-to-end tests of the Rust VDUSE sample daemon
+# (samples/vduse-blk) against the VDUSE driver of the running kernel. Meant to run INSIDE the
+# test VM as root, with the vdpa, virtio_vdpa and VDUSE modules already loaded:
+#
+#   tools/vm-run --module c -- tools/testing/sample/run.sh --module c
+#
+# Build the daemon on the host first: (cd samples/vduse-blk && cargo build --release).
+# Prints KTAP; exits non-zero if a case failed. Daemon logs go to $VM_OUT/sample/.
+set -u
+
+MODULE=c
+usage() {
+	sed -n '3,11p' "$0" | sed 's/^# \{0,1\}//'
+	echo "Options: --module c|rs (rs: every case is skipped unless VDUSE_RS_DATAPATH=1)"
+}
+while [ $# -gt 0 ]; do
+	case $1 in
+	--module) MODULE=${2:-}; shift 2 || true ;;
+	--module=*) MODULE=${1#*=}; shift ;;
+	-h | --help) usage; exit 0 ;;
+	*) echo "run.sh: unknown argument: $1" >&2; usage >&2; exit 2 ;;
+	esac
+done
+case $MODULE in c | rs) ;; *) echo "run.sh: --module must be c or rs" >&2; exit 2 ;; esac
+
+ROOT=${VDUSE_RS_ROOT:-$(cd "$(dirname "$0")/../../.." && pwd)}
+BIN=$ROOT/samples/vduse-blk/target/release/vduse-blk
+POKE=$ROOT/samples/vduse-blk/target/release/vdpa-poke
+LOGDIR=${VM_OUT:-/tmp}/sample
+WORK=/tmp/vduse-sample.$$
+
+CASES=(
+	"ram_fs_1q"
+	"fio_verify_1q"
+	"fio_verify_4q"
+	"reconnect_after_sigkill"
+	"reconnect_inflight_windows"
+	"api_v0_fallback"
+	"queue_ready_message"
+	"read_only_and_sigterm_while_attached"
+	"vhost_vdpa_asid_suspend"
+)
+
+echo "KTAP version 1"
+echo "1..${#CASES[@]}"
+
+if [ "$MODULE" = rs ] && [ "${VDUSE_RS_DATAPATH:-0}" != 1 ]; then
+	n=0
+	for c in "${CASES[@]}"; do
+		n=$((n + 1))
+		echo "ok $n - $c # SKIP Rust data path not implemented yet"
+	done
+	exit 0
+fi
+
+bail() {
+	echo "Bail out! $*"
+	exit 1
+}
+[ "$(id -u)" = 0 ] || bail "must run as root (inside the test VM)"
+[ -x "$BIN" ] || bail "$BIN is missing: build it on the host first: (cd samples/vduse-blk && cargo build --release)"
+[ -x "$POKE" ] || bail "$POKE is missing: build it on the host first: (cd samples/vduse-blk && cargo build --release)"
+[ -e /dev/vduse/control ] || bail "/dev/vduse/control is missing: no VDUSE module loaded"
+for t in vdpa mkfs.ext4 fsck.ext4 fio cmp timeout; do
+	command -v "$t" >/dev/null || bail "$t not found"
+done
+mkdir -p "$LOGDIR" "$WORK" || bail "cannot create $LOGDIR or $WORK"
+rm -f "$LOGDIR"/*.log
+
+DAEMON_PID=
+DAEMON_LOG=
+DAEMON_LOG_START=0
+DAEMON_ENV=()
+VDPA_DEVS=()
+
+note() { echo "# $*"; }
+
+cleanup() {
+	local d
+	mountpoint -q "$WORK/mnt" 2>/dev/null && umount "$WORK/mnt"
+	for d in "${VDPA_DEVS[@]}"; do
+		[ -e "/sys/bus/vdpa/devices/$d" ] && vdpa dev del "$d" 2>/dev/null
+	done
+	VDPA_DEVS=()
+	if [ -n "$DAEMON_PID" ] && kill -0 "$DAEMON_PID" 2>/dev/null; then
+		kill -TERM "$DAEMON_PID" 2>/dev/null
+		timeout 20 tail --pid="$DAEMON_PID" -f /dev/null 2>/dev/null || kill -KILL "$DAEMON_PID" 2>/dev/null
+	fi
+	DAEMON_PID=
+}
+trap 'cleanup; rm -rf "$WORK"' EXIT
+
+show_log() {
+	[ -n "$DAEMON_LOG" ] && [ -f "$DAEMON_LOG" ] && tail -n 25 "$DAEMON_LOG" | sed 's/^/#   /'
+}
+
+# The log of the current daemon instance only (a restarted daemon appends to the same file).
+cur_log() {
+	tail -n +$((DAEMON_LOG_START + 1)) "$DAEMON_LOG" 2>/dev/null
+}
+
+# start_daemon NAME LOGTAG ARGS...: start vduse-blk (with DAEMON_ENV in its environment) and
+# wait until it serves /dev/vduse/NAME.
+start_daemon() {
+	local name=$1 tag=$2
+	shift 2
+	DAEMON_LOG=$LOGDIR/$tag.log
+	touch "$DAEMON_LOG"
+	DAEMON_LOG_START=$(wc -l <"$DAEMON_LOG")
+	note "${DAEMON_ENV[*]} vduse-blk --name $name $*"
+	env "${DAEMON_ENV[@]}" "$BIN" --name "$name" "$@" >>"$DAEMON_LOG" 2>&1 &
+	DAEMON_PID=$!
+	local i
+	for i in $(seq 1 200); do
+		if cur_log | grep -q "serving /dev/vduse/$name"; then
+			return 0
+		fi
+		kill -0 "$DAEMON_PID" 2>/dev/null || break
+		sleep 0.1
+	done
+	note "daemon did not come up"
+	show_log
+	return 1
+}
+
+# stop_daemon NAME: SIGTERM, wait for a clean exit, check the device is gone.
+stop_daemon() {
+	local name=$1 rc
+	kill -TERM "$DAEMON_PID" 2>/dev/null
+	if ! timeout 30 tail --pid="$DAEMON_PID" -f /dev/null; then
+		note "daemon did not exit after SIGTERM"
+		show_log
+		return 1
+	fi
+	wait "$DAEMON_PID"
+	rc=$?
+	DAEMON_PID=
+	if [ "$rc" != 0 ]; then
+		note "daemon exited with status $rc"
+		show_log
+		return 1
+	fi
+	if [ -e "/dev/vduse/$name" ]; then
+		note "/dev/vduse/$name still exists after the daemon exited"
+		return 1
+	fi
+	return 0
+}
+
+# add_vdpa NAME: add the vDPA device; sets BLKDEV to its /dev/vdX once virtio-blk probed it.
+BLKDEV=
+add_vdpa() {
+	local name=$1 i b
+	BLKDEV=
+	if ! vdpa dev add name "$name" mgmtdev vduse; then
+		note "vdpa dev add $name failed"
+		show_log
+		return 1
+	fi
+	VDPA_DEVS+=("$name")
+	for i in $(seq 1 600); do
+		for b in /sys/bus/vdpa/devices/"$name"/virtio*/block/*; do
+			if [ -e "$b" ] && [ -b "/dev/${b##*/}" ]; then
+				BLKDEV=/dev/${b##*/}
+				note "$name is $BLKDEV"
+				return 0
+			fi
+		done
+		sleep 0.1
+	done
+	note "no block device appeared for $name"
+	return 1
+}
+
+del_vdpa() {
+	local name=$1 d keep=()
+	vdpa dev del "$name" || { note "vdpa dev del $name failed"; return 1; }
+	for d in "${VDPA_DEVS[@]}"; do [ "$d" = "$name" ] || keep+=("$d"); done
+	VDPA_DEVS=("${keep[@]}")
+}
+
+# fs_roundtrip DEV: mkfs, write a file, remount, compare, fsck.
+fs_roundtrip() {
+	local dev=$1
+	mkdir -p "$WORK/mnt"
+	head -c 3M /dev/urandom >"$WORK/ref" || return 1
+	timeout 120 mkfs.ext4 -q -F "$dev" || { note "mkfs.ext4 failed"; return 1; }
+	mount "$dev" "$WORK/mnt" || { note "mount failed"; return 1; }
+	cp "$WORK/ref" "$WORK/mnt/file" && sync || { note "write failed"; umount "$WORK/mnt"; return 1; }
+	umount "$WORK/mnt" || { note "umount failed"; return 1; }
+	mount "$dev" "$WORK/mnt" || { note "remount failed"; return 1; }
+	if ! cmp "$WORK/ref" "$WORK/mnt/file"; then
+		note "data differs after remount"
+		umount "$WORK/mnt"
+		return 1
+	fi
+	umount "$WORK/mnt" || return 1
+	timeout 120 fsck.ext4 -n -f "$dev" >"$WORK/fsck.out" 2>&1 || {
+		note "fsck.ext4 -n -f reported problems"
+		sed 's/^/#   /' "$WORK/fsck.out"
+		return 1
+	}
+	return 0
+}
+
+teardown() {
+	local name=$1
+	del_vdpa "$name" || return 1
+	stop_daemon "$name"
+}
+
+# ---- cases -------------------------------------------------------------------------------
+
+case_ram_fs_1q() {
+	local name=sample-ram dev
+	start_daemon $name ram_fs_1q --size 64M --queues 1 || return 1
+	add_vdpa $name || return 1
+	dev=$BLKDEV
+	fs_roundtrip "$dev" || { show_log; return 1; }
+	teardown $name
+}
+
+run_fio() {
+	local dev=$1
+	shift
+	timeout 600 fio --name=v --filename="$dev" --rw=randwrite --bs=4k --size=32M \
+		--verify=crc32c --direct=1 --ioengine=psync "$@" >"$WORK/fio.out" 2>&1
+	local rc=$?
+	grep -E "err=|verify|WRITE:|READ:" "$WORK/fio.out" | sed 's/^/#   /'
+	[ $rc = 0 ] || { note "fio exited with $rc"; tail -n 20 "$WORK/fio.out" | sed 's/^/#   /'; }
+	return $rc
+}
+
+case_fio_verify_1q() {
+	local name=sample-fio1 dev
+	start_daemon $name fio_verify_1q --size 64M --queues 1 || return 1
+	add_vdpa $name || return 1
+	dev=$BLKDEV
+	run_fio "$dev" || { show_log; return 1; }
+	teardown $name
+}
+
+case_fio_verify_4q() {
+	local name=sample-fio4 dev nq served
+	start_daemon $name fio_verify_4q --size 80M --queues 4 || return 1
+	add_vdpa $name || return 1
+	dev=$BLKDEV
+	nq=$(ls -d /sys/block/"${dev#/dev/}"/mq/* 2>/dev/null | wc -l)
+	note "$dev has $nq hardware queue(s) (virtio-blk uses at most one per CPU; $(nproc) CPU(s))"
+	# Two jobs on disjoint ranges, so that both CPUs (and their queues) submit I/O.
+	run_fio "$dev" --numjobs=2 --offset_increment=40M || { show_log; return 1; }
+	teardown $name || return 1
+	served=$(grep -cE "vq [0-9]+: stopped after [1-9][0-9]* requests" "$DAEMON_LOG")
+	note "$served queue(s) served requests"
+	if [ "$nq" -ge 2 ] && [ "$served" -lt 2 ]; then
+		note "only $served queue served requests with $nq hardware queues"
+		return 1
+	fi
+	return 0
+}
+
+case_reconnect_after_sigkill() {
+	local name=sample-rec dev fio_pid rc img=$WORK/rec.img log=$WORK/rec.reconnect
+	local args=(--file "$img" --size 64M --queues 1 --reconnect-log "$log")
+	start_daemon $name reconnect "${args[@]}" || return 1
+	add_vdpa $name || return 1
+	dev=$BLKDEV
+	timeout 900 fio --name=r --filename="$dev" --rw=randwrite --bs=4k --size=16M \
+		--verify=crc32c --direct=1 --ioengine=psync >"$WORK/fio.out" 2>&1 &
+	fio_pid=$!
+	sleep 3
+	if ! kill -0 $fio_pid 2>/dev/null; then
+		note "fio finished before the daemon was killed: the case proves nothing"
+		return 1
+	fi
+	note "kill -9 $DAEMON_PID while fio runs"
+	kill -KILL "$DAEMON_PID"
+	wait "$DAEMON_PID" 2>/dev/null
+	sleep 1
+	[ -e "/dev/vduse/$name" ] || { note "/dev/vduse/$name vanished with the daemon"; return 1; }
+	start_daemon $name reconnect "${args[@]}" || return 1
+	cur_log | grep -q "re-attaching" || { note "the new daemon did not re-attach"; show_log; return 1; }
+	cur_log | grep "vq 0: started" | sed 's/^/#   /'
+	wait $fio_pid
+	rc=$?
+	grep -E "err=|verify" "$WORK/fio.out" | sed 's/^/#   /'
+	if [ $rc != 0 ]; then
+		note "fio failed with $rc after the reconnect"
+		tail -n 20 "$WORK/fio.out" | sed 's/^/#   /'
+		show_log
+		return 1
+	fi
+	teardown $name
+}
+
+# The daemon kills itself at the two points the reconnect log must cover: a request taken from
+# the ring but not executed (it must be resubmitted), and a completion published to the used
+# ring but not yet cleared from the log (it must not be completed twice).
+case_reconnect_inflight_windows() {
+	local name=sample-win dev fio_pid rc img=$WORK/win.img log=$WORK/win.reconnect
+	local args=(--file "$img" --size 64M --queues 1 --reconnect-log "$log")
+	local mode expect
+	DAEMON_ENV=(VDUSE_BLK_CRASH_AT=taken:300)
+	start_daemon $name reconnect_windows "${args[@]}" || return 1
+	add_vdpa $name || return 1
+	dev=$BLKDEV
+	timeout 900 fio --name=w --filename="$dev" --rw=randwrite --bs=4k --size=16M \
+		--verify=crc32c --direct=1 --ioengine=psync >"$WORK/fio.out" 2>&1 &
+	fio_pid=$!
+	for mode in published:500 none; do
+		if ! timeout 120 tail --pid="$DAEMON_PID" -f /dev/null; then
+			note "the daemon did not crash at ${DAEMON_ENV[*]}"
+			return 1
+		fi
+		wait "$DAEMON_PID" 2>/dev/null
+		cur_log | grep "VDUSE_BLK_CRASH_AT" | sed 's/^/#   /'
+		kill -0 $fio_pid 2>/dev/null || { note "fio ended before the crash"; return 1; }
+		expect="resubmitting 1 in-flight"
+		[ "${DAEMON_ENV[0]}" = "VDUSE_BLK_CRASH_AT=published:500" ] &&
+			expect="was completed just before the crash"
+		if [ "$mode" = none ]; then DAEMON_ENV=(); else DAEMON_ENV=("VDUSE_BLK_CRASH_AT=$mode"); fi
+		start_daemon $name reconnect_windows "${args[@]}" || return 1
+		cur_log | grep -E "vq 0: (started|request)" | sed 's/^/#   /'
+		if ! cur_log | grep -q "$expect"; then
+			note "the restarted daemon did not report '$expect'"
+			show_log
+			return 1
+		fi
+	done 2> >(grep -v ' Killed ' >&2) # bash's notice about the self-killed daemon
+	wait $fio_pid
+	rc=$?
+	grep -E "err=|verify" "$WORK/fio.out" | sed 's/^/#   /'
+	if [ $rc != 0 ]; then
+		note "fio failed with $rc after the reconnects"
+		tail -n 20 "$WORK/fio.out" | sed 's/^/#   /'
+		show_log
+		return 1
+	fi
+	teardown $name
+}
+
+case_api_v0_fallback() {
+	local name=sample-v0 dev
+	start_daemon $name api_v0 --size 64M --api-version 0 || return 1
+	grep -q "API version 0" "$DAEMON_LOG" || { note "daemon did not use API 0"; return 1; }
+	add_vdpa $name || return 1
+	dev=$BLKDEV
+	fs_roundtrip "$dev" || { show_log; return 1; }
+	teardown $name || return 1
+	if grep -qE "msg (SET_VQ_GROUP_ASID|UPDATE_IOTLB)" "$DAEMON_LOG"; then
+		note "API 1 messages seen on an API 0 device"
+		return 1
+	fi
+	return 0
+}
+
+case_queue_ready_message() {
+	local name=sample-qr dev
+	start_daemon $name queue_ready --size 16M || return 1
+	if ! grep -q "VDUSE features offered 0x3, enabled 0x3" "$DAEMON_LOG"; then
+		note "F_QUEUE_READY|F_SUSPEND not negotiated"
+		show_log
+		return 1
+	fi
+	add_vdpa $name || return 1
+	dev=$BLKDEV
+	teardown $name || return 1
+	grep -q "msg SET_VQ_READY vq=0 ready=1" "$DAEMON_LOG" || { note "no SET_VQ_READY ready=1"; show_log; return 1; }
+	grep -q "msg SET_VQ_READY vq=0 ready=0" "$DAEMON_LOG" || { note "no SET_VQ_READY ready=0 on removal"; show_log; return 1; }
+	# Without the feature the kernel must not send it.
+	name=sample-qr0
+	start_daemon $name queue_ready_off --size 16M --no-features || return 1
+	add_vdpa $name || return 1
+	dev=$BLKDEV
+	teardown $name || return 1
+	if grep -q "msg SET_VQ_READY" "$DAEMON_LOG"; then
+		note "SET_VQ_READY received although F_QUEUE_READY was not negotiated"
+		return 1
+	fi
+	return 0
+}
+
+# A read-only disk; then SIGTERM while the device is still on the vDPA bus: the daemon must say
+# so, keep serving, and finish the shutdown by itself once `vdpa dev del` ran.
+case_read_only_and_sigterm_while_attached() {
+	local name=sample-ro dev i
+	start_daemon $name read_only --size 16M --read-only || return 1
+	add_vdpa $name || return 1
+	dev=$BLKDEV
+	[ "$(cat /sys/block/"${dev#/dev/}"/ro)" = 1 ] || { note "$dev is not read-only"; return 1; }
+	dd if="$dev" of=/dev/null bs=4k count=64 iflag=direct status=none || { note "read failed"; return 1; }
+	if dd if=/dev/zero of="$dev" bs=4k count=1 oflag=direct status=none 2>/dev/null; then
+		note "a write to the read-only disk succeeded"
+		return 1
+	fi
+	kill -TERM "$DAEMON_PID"
+	sleep 2
+	kill -0 "$DAEMON_PID" 2>/dev/null || { note "the daemon exited while attached"; show_log; return 1; }
+	cur_log | grep -q "device $name is still attached to the vDPA bus: run \`vdpa dev del $name\` first" ||
+		{ note "no 'still attached' message"; show_log; return 1; }
+	dd if="$dev" of=/dev/null bs=4k count=64 skip=64 iflag=direct status=none ||
+		{ note "the device stopped serving after SIGTERM"; return 1; }
+	del_vdpa $name || return 1
+	for i in $(seq 1 100); do
+		kill -0 "$DAEMON_PID" 2>/dev/null || break
+		sleep 0.1
+	done
+	if kill -0 "$DAEMON_PID" 2>/dev/null; then
+		note "the daemon did not finish its shutdown after vdpa dev del"
+		show_log
+		return 1
+	fi
+	wait "$DAEMON_PID" || { note "daemon exit status $?"; show_log; return 1; }
+	DAEMON_PID=
+	[ ! -e "/dev/vduse/$name" ] || { note "/dev/vduse/$name still exists"; return 1; }
+	return 0
+}
+
+case_vhost_vdpa_asid_suspend() {
+	local name=sample-vh dev vh i m rc
+	modprobe vhost_vdpa 2>/dev/null
+	[ -d /sys/bus/vdpa/drivers/vhost_vdpa ] || { note "vhost_vdpa driver not available"; return 1; }
+	start_daemon $name vhost_vdpa --size 16M || return 1
+	add_vdpa $name || return 1
+	dev=$BLKDEV
+	# Move the device from virtio_vdpa to vhost_vdpa.
+	echo "$name" >/sys/bus/vdpa/drivers/virtio_vdpa/unbind || { note "unbind from virtio_vdpa failed"; return 1; }
+	echo vhost_vdpa >"/sys/bus/vdpa/devices/$name/driver_override"
+	echo "$name" >/sys/bus/vdpa/drivers/vhost_vdpa/bind || { note "bind to vhost_vdpa failed"; return 1; }
+	vh=
+	for i in $(seq 1 100); do
+		for m in /sys/bus/vdpa/devices/"$name"/vhost-vdpa-*; do
+			[ -e "$m" ] && [ -c "/dev/${m##*/}" ] && vh=/dev/${m##*/}
+		done
+		[ -n "$vh" ] && break
+		sleep 0.1
+	done
+	[ -n "$vh" ] || { note "no /dev/vhost-vdpa-N for $name"; return 1; }
+	note "$name is $vh"
+	timeout 120 "$POKE" --dev "$vh" --asid --suspend --expect-id "vduse-$name" >"$WORK/poke.out" 2>&1
+	rc=$?
+	sed 's/^/#   /' "$WORK/poke.out"
+	teardown $name || return 1
+	[ $rc = 0 ] || { show_log; return 1; }
+	for m in "msg UPDATE_IOTLB asid=0" "msg SET_VQ_GROUP_ASID group=0 asid=0" \
+		"msg SET_VQ_READY vq=0 ready=1" "msg SUSPEND" "suspended: all queues quiesced" \
+		"msg GET_VQ_STATE vq=0 avail_index=2"; do
+		grep -q "$m" "$DAEMON_LOG" || { note "daemon log lacks '$m'"; show_log; return 1; }
+	done
+	return 0
+}
+
+# ---- main ----------------------------------------------------------------------------------
+
+failed=0
+n=0
+for c in "${CASES[@]}"; do
+	n=$((n + 1))
+	DAEMON_LOG=
+	DAEMON_ENV=()
+	if "case_$c"; then
+		echo "ok $n - $c"
+	else
+		echo "not ok $n - $c"
+		failed=$((failed + 1))
+	fi
+	cleanup
+done
+note "$failed of ${#CASES[@]} failed; daemon logs in $LOGDIR"
+[ $failed = 0 ]
