@@ -372,10 +372,14 @@ impl Device {
         Ok(())
     }
 
-    /// Removes node and sysfs objects (after [`Device::begin_destroy`]).
+    /// Removes node and sysfs objects (after [`Device::begin_destroy`]), and waits for
+    /// deferred kicks, so that no module code runs for this device once it is gone.
     pub(crate) fn remove_node(&self) {
         let sysfs = self.sysfs.lock().take();
         drop(sysfs);
+        for vq in self.vqs.iter() {
+            vq.flush_kicks();
+        }
     }
 
     /// `msg_timeout` (sysfs show).

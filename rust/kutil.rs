@@ -152,3 +152,11 @@ impl KillableCompletion {
         }
     }
 }
+
+/// Waits until `work` is neither queued nor running (`flush_work`).
+pub(crate) fn flush_work<T: ?Sized, const ID: u64>(work: &kernel::workqueue::Work<T, ID>) {
+    // SAFETY: `work` is a reference, so aligned and not dangling (`raw_get`), to an initialised
+    // work item alive for the call; `flush_work` may sleep, which callers allow (process
+    // context).
+    unsafe { bindings::flush_work(kernel::workqueue::Work::raw_get(work)) };
+}

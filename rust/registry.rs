@@ -135,7 +135,7 @@ impl Vduse {
     /// `EINVAL` (no such device, or a virtqueue not set up with `VDUSE_VQ_SETUP`), `EEXIST`
     /// (already on the bus), or an error of the vDPA core.
     pub(crate) fn vdpa_dev_add(&self, mdev: &MgmtRef, name: &CStr) -> Result {
-        let (dev, vdpa) = {
+        let (dev, (vdpa, new_domains)) = {
             let devices = self.devices.lock();
             let dev = devices
                 .iter()
@@ -146,7 +146,11 @@ impl Vduse {
             }
             (dev.clone(), dev.init_vdpa(mdev, name)?)
         };
-        vdpa.register(dev.vq_num())
+        let r = vdpa.register(dev.vq_num());
+        if r.is_err() && new_domains {
+            dev.undo_domains();
+        }
+        r
     }
 
     /// Opens the node of minor `minor` (`vduse_dev_open()`): one opener at a time.

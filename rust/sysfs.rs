@@ -45,25 +45,55 @@ const fn attr_rw(name: &'static CStr) -> bindings::attribute {
     }
 }
 
-static MSG_TIMEOUT: Static<bindings::device_attribute> = Static(bindings::device_attribute {
-    attr: attr_rw(c"msg_timeout"),
-    __bindgen_anon_1: bindings::device_attribute__bindgen_ty_1 {
-        show: Some(msg_timeout_show),
-    },
-    __bindgen_anon_2: bindings::device_attribute__bindgen_ty_2 {
-        store: Some(msg_timeout_store),
-    },
-});
+/// A `u32` attribute of a VDUSE device, shown as `"%u\n"`.
+trait U32Attr {
+    /// The value to show.
+    fn show(dev: &Device) -> u32;
+    /// Stores a write.
+    fn store(dev: &Device, input: &CStr) -> Result;
+}
 
-static BOUNCE_SIZE: Static<bindings::device_attribute> = Static(bindings::device_attribute {
-    attr: attr_rw(c"bounce_size"),
-    __bindgen_anon_1: bindings::device_attribute__bindgen_ty_1 {
-        show: Some(bounce_size_show),
-    },
-    __bindgen_anon_2: bindings::device_attribute__bindgen_ty_2 {
-        store: Some(bounce_size_store),
-    },
-});
+/// `msg_timeout`.
+struct MsgTimeout;
+
+impl U32Attr for MsgTimeout {
+    fn show(dev: &Device) -> u32 {
+        dev.msg_timeout()
+    }
+    fn store(dev: &Device, input: &CStr) -> Result {
+        dev.set_msg_timeout(input)
+    }
+}
+
+/// `bounce_size`.
+struct BounceSize;
+
+impl U32Attr for BounceSize {
+    fn show(dev: &Device) -> u32 {
+        dev.bounce_size()
+    }
+    fn store(dev: &Device, input: &CStr) -> Result {
+        dev.set_bounce_size(input)
+    }
+}
+
+/// The read-write device attribute `name` of `A`.
+const fn u32_attr<A: U32Attr>(name: &'static CStr) -> bindings::device_attribute {
+    bindings::device_attribute {
+        attr: attr_rw(name),
+        __bindgen_anon_1: bindings::device_attribute__bindgen_ty_1 {
+            show: Some(u32_show::<A>),
+        },
+        __bindgen_anon_2: bindings::device_attribute__bindgen_ty_2 {
+            store: Some(u32_store::<A>),
+        },
+    }
+}
+
+static MSG_TIMEOUT: Static<bindings::device_attribute> =
+    Static(u32_attr::<MsgTimeout>(c"msg_timeout"));
+static BOUNCE_SIZE: Static<bindings::device_attribute> =
+    Static(u32_attr::<BounceSize>(c"bounce_size"));
 
 static DEV_ATTRS: Static<[*const bindings::attribute; 3]> = Static([
     &raw const MSG_TIMEOUT.0.attr,
@@ -107,32 +137,28 @@ fn store_result(r: Result, count: usize) -> isize {
     }
 }
 
-/// Emits `"%u\n"`.
+/// `show` of a [`U32Attr`].
 ///
 /// # Safety
 ///
-/// `buf` is a sysfs show buffer (a page).
-unsafe fn emit_u32(buf: *mut c_char, v: u32) -> isize {
+/// Called by sysfs on the node of a VDUSE device, with its show buffer.
+unsafe extern "C" fn u32_show<A: U32Attr>(
+    dev: *mut bindings::device,
+    _attr: *mut bindings::device_attribute,
+    buf: *mut c_char,
+) -> isize {
+    // SAFETY: A VDUSE device node (caller).
+    let v = A::show(unsafe { drvdata(dev) });
     // SAFETY: `buf` is a sysfs buffer; the format takes one `unsigned int`.
     unsafe { bindings::sysfs_emit(buf, c"%u\n".as_char_ptr(), v) as isize }
 }
 
+/// `store` of a [`U32Attr`].
+///
 /// # Safety
 ///
-/// Called by sysfs on the node of a VDUSE device.
-unsafe extern "C" fn msg_timeout_show(
-    dev: *mut bindings::device,
-    _attr: *mut bindings::device_attribute,
-    buf: *mut c_char,
-) -> isize {
-    // SAFETY: A VDUSE device node (caller); `buf` is its show buffer.
-    unsafe { emit_u32(buf, drvdata(dev).msg_timeout()) }
-}
-
-/// # Safety
-///
-/// Called by sysfs on the node of a VDUSE device.
-unsafe extern "C" fn msg_timeout_store(
+/// Called by sysfs on the node of a VDUSE device, with a NUL-terminated buffer.
+unsafe extern "C" fn u32_store<A: U32Attr>(
     dev: *mut bindings::device,
     _attr: *mut bindings::device_attribute,
     buf: *const c_char,
@@ -141,34 +167,7 @@ unsafe extern "C" fn msg_timeout_store(
     // SAFETY: sysfs store buffers are NUL-terminated.
     let input = unsafe { CStr::from_char_ptr(buf) };
     // SAFETY: A VDUSE device node (caller).
-    store_result(unsafe { drvdata(dev) }.set_msg_timeout(input), count)
-}
-
-/// # Safety
-///
-/// Called by sysfs on the node of a VDUSE device.
-unsafe extern "C" fn bounce_size_show(
-    dev: *mut bindings::device,
-    _attr: *mut bindings::device_attribute,
-    buf: *mut c_char,
-) -> isize {
-    // SAFETY: A VDUSE device node (caller); `buf` is its show buffer.
-    unsafe { emit_u32(buf, drvdata(dev).bounce_size()) }
-}
-
-/// # Safety
-///
-/// Called by sysfs on the node of a VDUSE device.
-unsafe extern "C" fn bounce_size_store(
-    dev: *mut bindings::device,
-    _attr: *mut bindings::device_attribute,
-    buf: *const c_char,
-    count: usize,
-) -> isize {
-    // SAFETY: sysfs store buffers are NUL-terminated.
-    let input = unsafe { CStr::from_char_ptr(buf) };
-    // SAFETY: A VDUSE device node (caller).
-    store_result(unsafe { drvdata(dev) }.set_bounce_size(input), count)
+    store_result(A::store(unsafe { drvdata(dev) }, input), count)
 }
 
 /// The kobject `vqN` of a virtqueue, child of the device node.

@@ -240,6 +240,11 @@ impl Vq {
         }
     }
 
+    /// Waits until no deferred kick is queued or running.
+    pub(crate) fn flush_kicks(&self) {
+        crate::kutil::flush_work(&self.kick_work);
+    }
+
     /// Waits for kicks running on other CPUs to finish (suspend: no kick that passed the
     /// suspended check may still be delivering).
     pub(crate) fn sync_kicks(&self) {

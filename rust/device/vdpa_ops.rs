@@ -50,12 +50,17 @@ impl Device {
         self.vqs.iter().all(|vq| vq.num_max() != 0)
     }
 
-    /// Allocates the vDPA device (`vduse_dev_init_vdpa`).
+    /// Allocates the vDPA device (`vduse_dev_init_vdpa`) and marks the IOVA domains created;
+    /// returns the device and whether the domains are new (to undo if registration fails).
     ///
     /// # Errors
     ///
     /// `EEXIST` if the device is on the vDPA bus already; errors of the allocation.
-    pub(crate) fn init_vdpa(self: &Arc<Self>, mdev: &MgmtRef, name: &CStr) -> Result<VdpaDev> {
+    pub(crate) fn init_vdpa(
+        self: &Arc<Self>,
+        mdev: &MgmtRef,
+        name: &CStr,
+    ) -> Result<(VdpaDev, bool)> {
         let mut st = self.state.lock();
         if st.bound {
             return Err(EEXIST);
@@ -72,8 +77,16 @@ impl Device {
         )?;
         st.bound = true;
         // The IOVA domains exist from the first `vdpa dev add` on: `bounce_size` is frozen.
-        self.domain.lock().created = true;
-        Ok(vdpa)
+        let mut d = self.domain.lock();
+        let new = !d.created;
+        d.created = true;
+        Ok((vdpa, new))
+    }
+
+    /// Undoes [`Device::init_vdpa`]'s domain creation after a failed registration (C destroys
+    /// the domains it just created).
+    pub(crate) fn undo_domains(&self) {
+        self.domain.lock().created = false;
     }
 
     /// The number of virtqueues.
@@ -248,6 +261,7 @@ impl Device {
         *self.config_cb.lock() = None;
         for vq in self.vqs.iter() {
             vq.reset();
+            vq.flush_kicks();
         }
     }
 

@@ -182,6 +182,35 @@ fn set_status(fd: i32, status: u8) -> Ret {
     sys::ioctl_ptr(fd, VHOST_VDPA_SET_STATUS, &mut s)
 }
 
+/// Writes a `VHOST_IOTLB_UPDATE` (`struct vhost_msg_v2`) mapping IOVA 0x100000 to 64 KiB of a
+/// memfd: vhost-vdpa calls `set_map`, which sends `VDUSE_UPDATE_IOTLB`.
+fn iotlb_update(vfd: i32) -> Ret {
+    // SAFETY: Creating and mapping a memfd of 64 KiB; the mapping is leaked for the test's
+    // duration (vhost-vdpa keeps a reference to the file).
+    let uaddr = unsafe {
+        let m = libc::memfd_create(c"vduse-test".as_ptr(), 0);
+        libc::ftruncate(m, 65536);
+        let p = libc::mmap(
+            std::ptr::null_mut(),
+            65536,
+            libc::PROT_READ | libc::PROT_WRITE,
+            libc::MAP_SHARED,
+            m,
+            0,
+        );
+        libc::close(m);
+        p as u64
+    };
+    let mut msg = [0u8; 72];
+    msg[..4].copy_from_slice(&2u32.to_ne_bytes()); // VHOST_IOTLB_MSG_V2, asid 0
+    msg[8..16].copy_from_slice(&0x10_0000u64.to_ne_bytes()); // iova
+    msg[16..24].copy_from_slice(&65536u64.to_ne_bytes()); // size
+    msg[24..32].copy_from_slice(&uaddr.to_ne_bytes()); // uaddr
+    msg[32] = 3; // VHOST_ACCESS_RW
+    msg[33] = 2; // VHOST_IOTLB_UPDATE
+    sys::write(vfd, &msg)
+}
+
 /// A v1 blk device with 2 queues, features `vduse_features`, set up and opened.
 fn ready_device(c: &mut Ctx, name: &str, vduse_features: u64) -> Option<(DevGuard, Fd)> {
     let ctl = control(c, Some(1))?;
@@ -298,6 +327,11 @@ fn vhost_lifecycle(c: &mut Ctx) {
             "VHOST_SET_BACKEND_FEATURES",
             vhost_u64(v.0, VHOST_SET_BACKEND_FEATURES, feats & 0x1e).0,
             Ok(0),
+        );
+        c.expect(
+            "vhost IOTLB update (memfd mapping)",
+            iotlb_update(v.0),
+            Ok(72),
         );
         let (r, base) = vring_state(v.0, VHOST_GET_VRING_BASE, 1, 0);
         c.expect("VHOST_GET_VRING_BASE(1)", r, Ok(0));
@@ -520,6 +554,35 @@ fn reconnect(c: &mut Ctx) {
         return;
     };
     c.obs(format!("first read: {}", describe(&first)));
+    // A read whose copy to userspace fails puts the request back, by id (vduse_dev_read_iter):
+    // put this one back that way, then read it again.
+    drop(fd);
+    let fd = match open_dev(name, libc::O_RDWR) {
+        Ok(f) => Fd(f as i32),
+        Err(e) => {
+            c.check(false, &format!("reopen: {e}"));
+            return;
+        }
+    };
+    // SAFETY: A read into an unmapped address: the kernel's copy fails with EFAULT.
+    let r = unsafe { libc::read(fd.0, 8usize as *mut libc::c_void, 152) };
+    let errno = std::io::Error::last_os_error().raw_os_error().unwrap_or(0);
+    c.expect(
+        "read into a bad buffer",
+        if r < 0 { Err(errno) } else { Ok(r as i64) },
+        Err(libc::EFAULT),
+    );
+    let mut again = [0u8; 152];
+    c.expect(
+        "read after the EFAULT",
+        sys::read(fd.0, &mut again),
+        Ok(152),
+    );
+    c.expect_eq(
+        "same request id after EFAULT",
+        again[4..8].to_vec(),
+        first[4..8].to_vec(),
+    );
     let mut p = libc::pollfd {
         fd: fd.0,
         events: libc::POLLIN | libc::POLLOUT,
