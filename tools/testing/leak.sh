@@ -3,7 +3,8 @@
 #
 # Runs inside the test VM (tools/vm-run --module none): for each driver, 1000 device
 # create/open/close/destroy cycles, then 10 module load/unload cycles; then kmemleak must report
-# nothing that points at VDUSE code. KTAP on stdout.
+# no unreferenced object allocated during the run. KTAP on stdout. (Checked once with a
+# deliberate 96-byte leak in vduse_rs.ko: the check failed, as it must.)
 set -u -o pipefail
 : "${VDUSE_RS_ROOT:?}"
 . "$VDUSE_RS_ROOT/tools/lib/vduse-module.sh"
@@ -39,13 +40,15 @@ if [ -w "$kmemleak" ]; then
 	echo scan >"$kmemleak"
 	sleep 6
 	echo scan >"$kmemleak"
+	# Anything reported now was allocated during this run (boot-time suspects were cleared
+	# above). Module symbols are gone after the unloads, so a leak from VDUSE code cannot be
+	# recognised by name: every report fails the check.
 	report=$(cat "$kmemleak")
-	if echo "$report" | grep -q -E 'vduse|vdpa|vhost_iotlb|iova'; then
+	if echo "$report" | grep -q unreferenced; then
 		echo "$report" | sed 's/^/# /' | head -n 60
-		point FAIL "leak: kmemleak finds nothing from VDUSE"
+		point FAIL "leak: kmemleak reports no unreferenced object"
 	else
-		[ -n "$report" ] && echo "# kmemleak suspects unrelated to VDUSE: $(echo "$report" | grep -c unreferenced)"
-		point OK "leak: kmemleak finds nothing from VDUSE"
+		point OK "leak: kmemleak reports no unreferenced object"
 	fi
 else
 	echo "ok $((n + 1)) leak: kmemleak # SKIP kmemleak not available"
