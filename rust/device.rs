@@ -15,10 +15,7 @@ use crate::{
         ApiVersion,
         Features, //
     },
-    chrdev::{
-        DeviceNode,
-        FileOps, //
-    },
+    chrdev::FileOps,
     eventfd::EventFdCtx,
     kutil::{
         index_nospec,
@@ -30,7 +27,7 @@ use crate::{
         ReadMode, //
     },
     registry::Vduse,
-    sysfs::VqSysfs,
+    sysfs::DeviceSysfs,
     uapi,
     vdpa::Callback,
     vq::Vq,
@@ -198,14 +195,6 @@ struct Domain {
     created: bool,
 }
 
-/// The sysfs objects of a device, removed when it is destroyed.
-struct Sysfs {
-    /// `vqN` kobjects (children of the node: removed first).
-    _vqs: KVec<VqSysfs>,
-    /// `/dev/vduse/NAME` and `/sys/class/vduse/NAME`.
-    _node: DeviceNode,
-}
-
 /// One VDUSE device.
 #[pin_data]
 pub(crate) struct Device {
@@ -248,9 +237,10 @@ pub(crate) struct Device {
     /// The vDPA driver's config interrupt callback.
     #[pin]
     config_cb: SpinLock<Option<Callback>>,
-    /// Node and sysfs objects; `None` once destroyed.
+    /// Node and sysfs objects; `None` once destroyed (they hold a reference on the device,
+    /// dropped there).
     #[pin]
-    sysfs: Mutex<Option<Sysfs>>,
+    sysfs: Mutex<Option<DeviceSysfs>>,
     /// The module stays loaded while a device exists.
     _module: ModuleRef,
 }
@@ -306,30 +296,8 @@ impl Device {
     /// directories.
     pub(crate) fn add_node(self: &Arc<Self>, devt: u32) -> Result {
         let name = CStr::from_bytes_until_nul(&self.name).map_err(|_| EINVAL)?;
-        let drvdata = Arc::as_ptr(self).cast_mut().cast();
-        // SAFETY: The class lives in `self.vduse`, which outlives the node (the node is a field
-        // of `self.sysfs`, dropped before `self.vduse`). `device_groups()` is static. The
-        // driver data is `self`, which outlives the node.
-        let node = unsafe {
-            DeviceNode::create(
-                self.vduse.class(),
-                devt,
-                name,
-                drvdata,
-                crate::sysfs::device_groups(),
-            )?
-        };
-        let mut vqs = KVec::with_capacity(self.vqs.len(), GFP_KERNEL)?;
-        for (i, vq) in self.vqs.iter().enumerate() {
-            // SAFETY: `node` is registered and is dropped after the `vqN` kobjects (field
-            // order of `Sysfs`).
-            let kobj = unsafe { VqSysfs::add(node.as_raw(), i as u32, vq.clone())? };
-            vqs.push(kobj, GFP_KERNEL)?;
-        }
-        *self.sysfs.lock() = Some(Sysfs {
-            _vqs: vqs,
-            _node: node,
-        });
+        let sysfs = DeviceSysfs::create(self.vduse.clone(), self.clone(), devt, name, &self.vqs)?;
+        *self.sysfs.lock() = Some(sysfs);
         Ok(())
     }
 

@@ -12,7 +12,9 @@
 //! layer. The handlers call safe methods of [`Device`] and [`Vq`].
 
 use crate::{
+    chrdev::DeviceNode,
     device::Device,
+    registry::Vduse,
     vq::Vq, //
 };
 use core::ptr::null;
@@ -111,18 +113,78 @@ static DEV_GROUP: Static<bindings::attribute_group> = Static(bindings::attribute
 static DEV_GROUPS: Static<[*const bindings::attribute_group; 2]> =
     Static([&raw const DEV_GROUP.0, null()]);
 
-/// The attribute groups of a VDUSE device node, for `device_create_with_groups`.
-pub(crate) fn device_groups() -> *const *const bindings::attribute_group {
-    DEV_GROUPS.0.as_ptr()
+/// The node of a VDUSE device and its sysfs objects.
+///
+/// # Invariants
+///
+/// `node` was created in the class of `_vduse` with [`DEV_GROUPS`] and `_dev` as driver data;
+/// both references keep those alive until the node is gone (fields drop in declaration order:
+/// `vqs`, then `node`, then the references).
+pub(crate) struct DeviceSysfs {
+    /// `vqN` kobjects (children of the node: removed first).
+    _vqs: KVec<VqSysfs>,
+    /// `/dev/vduse/NAME` and `/sys/class/vduse/NAME`.
+    node: DeviceNode,
+    /// The driver data of the node's attributes.
+    _dev: Arc<Device>,
+    /// The class of the node.
+    _vduse: Arc<Vduse>,
+}
+
+impl DeviceSysfs {
+    /// Creates the node `name` of `dev` for `devt` in `vduse`'s class, with `msg_timeout`,
+    /// `bounce_size`, and a `vqN/irq_cb_affinity` per virtqueue.
+    ///
+    /// The result holds a reference on `dev`: the device drops it when it removes its node.
+    pub(crate) fn create(
+        vduse: Arc<Vduse>,
+        dev: Arc<Device>,
+        devt: u32,
+        name: &CStr,
+        vqs: &[Arc<Vq>],
+    ) -> Result<Self> {
+        // SAFETY: The class (in `vduse`) and the driver data (`dev`) are kept alive by the
+        // returned object until after the node is destroyed (type invariant); `DEV_GROUPS` is
+        // static.
+        let node = unsafe {
+            DeviceNode::create(
+                vduse.class(),
+                devt,
+                name,
+                Arc::as_ptr(&dev).cast_mut().cast(),
+                DEV_GROUPS.0.as_ptr(),
+            )?
+        };
+        let mut kobjs = KVec::with_capacity(vqs.len(), GFP_KERNEL)?;
+        for (i, vq) in vqs.iter().enumerate() {
+            // CAST: At most 0xffff virtqueues.
+            let index = i as u32;
+            // SAFETY: `node` is registered and is dropped after the `vqN` kobjects (field
+            // order).
+            let kobj = unsafe { VqSysfs::add(node.as_raw(), index, vq.clone())? };
+            kobjs.push(kobj, GFP_KERNEL)?;
+        }
+        // INVARIANT: Created above with the groups and driver data the invariant names.
+        Ok(Self {
+            _vqs: kobjs,
+            node,
+            _dev: dev,
+            _vduse: vduse,
+        })
+    }
+
+    /// The node.
+    pub(crate) fn node(&self) -> &DeviceNode {
+        &self.node
+    }
 }
 
 /// The [`Device`] whose node `dev` is.
 ///
 /// # Safety
 ///
-/// `dev` is the node of a VDUSE device, created with [`device_groups`] and that device as
-/// driver data; the device outlives its node (it destroys the node before it is freed, and
-/// `device_destroy` waits for running attribute handlers).
+/// `dev` is the node of a [`DeviceSysfs`], whose driver data is the device it holds a reference
+/// on until the node is destroyed (`device_destroy` also waits for running attribute handlers).
 unsafe fn drvdata<'a>(dev: *mut bindings::device) -> &'a Device {
     // SAFETY: Per the function's safety requirements.
     unsafe { &*(*dev).driver_data.cast::<Device>() }

@@ -66,7 +66,7 @@ impl Device {
             return Err(EEXIST);
         }
         let sysfs = self.sysfs.lock();
-        let node = &sysfs.as_ref().ok_or(ENODEV)?._node;
+        let node = sysfs.as_ref().ok_or(ENODEV)?.node();
         let vdpa = VdpaDev::alloc(
             self,
             node,
