@@ -29,13 +29,17 @@ use crate::{
     registry::Vduse,
     sysfs::DeviceSysfs,
     uapi,
-    vdpa::Callback,
+    vdpa::{
+        Callback,
+        IotlbMap, //
+    },
     vq::Vq,
 };
 
 mod vdpa_ops;
 use kernel::{
     fs::{
+        file::FileDescriptorReservation,
         File,
         Kiocb, //
     },
@@ -48,6 +52,7 @@ use kernel::{
     page::PAGE_SIZE,
     prelude::*,
     sync::{
+        aref::ARef,
         atomic::{
             Atomic,
             Relaxed, //
@@ -193,6 +198,45 @@ struct Domain {
     bounce_size: u32,
     /// The IOVA domains exist (after the first `vdpa dev add`): `bounce_size` is frozen.
     created: bool,
+    /// The vDPA consumer's mappings (`set_map`), per address space that has any: (asid,
+    /// mappings sorted by `start`).
+    maps: KVec<(u32, KVec<IotlbMap>)>,
+}
+
+/// Most mappings an address space holds (`max_iotlb_entries` of C's `iova_domain.c`).
+const MAX_IOTLB_ENTRIES: usize = 2048;
+
+impl Domain {
+    /// Replaces the mappings of `asid`.
+    fn set_maps(&mut self, asid: u32, mut maps: KVec<IotlbMap>) -> Result {
+        let pos = self.maps.iter().position(|(a, _)| *a == asid);
+        maps.sort_unstable_by_key(|m| m.start);
+        match (pos, maps.is_empty()) {
+            (Some(p), true) => {
+                self.maps.remove(p)?;
+            }
+            (Some(p), false) => self.maps[p].1 = maps,
+            (None, true) => {}
+            (None, false) => self.maps.push((asid, maps), GFP_KERNEL)?,
+        }
+        Ok(())
+    }
+
+    /// The first mapping of `asid` overlapping `start..=last` (`vhost_iotlb_itree_first`).
+    ///
+    /// # Errors
+    ///
+    /// `EINVAL` if there is no domain yet or no such mapping.
+    fn find(&self, asid: u32, start: u64, last: u64) -> Result<&IotlbMap> {
+        if !self.created {
+            return Err(EINVAL);
+        }
+        self.maps
+            .iter()
+            .find(|(a, _)| *a == asid)
+            .and_then(|(_, maps)| maps.iter().find(|m| m.start <= last && start <= m.last))
+            .ok_or(EINVAL)
+    }
 }
 
 /// One VDUSE device.
@@ -279,6 +323,7 @@ impl Device {
                     Domain {
                         bounce_size: BOUNCE_SIZE,
                         created: false,
+                        maps: KVec::new(),
                     },
                     "Device::domain"
                 ),
@@ -466,14 +511,30 @@ impl Device {
         Ok(index_nospec(asid, self.nas))
     }
 
-    /// `VDUSE_IOTLB_GET_FD` and `VDUSE_IOTLB_GET_FD2`: no IOVA domain exists before the device
-    /// is on the vDPA bus, so there is no mapping to return yet.
-    fn iotlb_get_fd(&self, e: &uapi::IotlbEntryV2) -> Result<isize> {
+    /// `VDUSE_IOTLB_GET_FD` and `VDUSE_IOTLB_GET_FD2`: the first mapping overlapping
+    /// `e.start..=e.last`, written back into `e` (offset, range, permissions), and its file.
+    fn iotlb_get_fd(&self, e: &mut uapi::IotlbEntryV2) -> Result<ARef<File>> {
         if e.reserved.iter().any(|&w| w != 0) || e.start > e.last || e.asid >= self.nas {
             return Err(EINVAL);
         }
-        let _domain = self.domain.lock();
-        Err(EINVAL)
+        let asid = index_nospec(e.asid, self.nas);
+        let domain = self.domain.lock();
+        let m = domain.find(asid, e.start, e.last)?;
+        e.offset = m.offset;
+        e.start = m.start;
+        e.last = m.last;
+        e.perm = m.perm;
+        Ok(m.file.clone())
+    }
+
+    /// Installs `file` in a new file descriptor of the calling process (`receive_fd`); the fd is
+    /// the ioctl's return value.
+    fn install_fd(file: ARef<File>) -> Result<isize> {
+        let reservation = FileDescriptorReservation::get_unused_fd_flags(0)?;
+        let fd = reservation.reserved_fd();
+        reservation.fd_install(file);
+        // CAST: File descriptors are non-negative `int`s.
+        Ok(fd as isize)
     }
 
     /// `VDUSE_IOTLB_GET_INFO`.
@@ -484,13 +545,20 @@ impl Device {
         if info.reserved.iter().any(|&w| w != 0) {
             return Err(EINVAL);
         }
-        self.check_asid(info.asid)?;
+        let asid = self.check_asid(info.asid)?;
         if info.start > info.last {
             return Err(EINVAL);
         }
-        let _domain = self.domain.lock();
-        // No IOVA domain before the device is on the vDPA bus.
-        Err(EINVAL)
+        let domain = self.domain.lock();
+        let m = domain.find(asid, info.start, info.last)?;
+        Ok(uapi::IovaInfo {
+            start: m.start,
+            last: m.last,
+            // `VDUSE_IOVA_CAP_UMEM` is only for the bounce buffer, which consumer mappings
+            // never are.
+            capability: 0,
+            ..*info
+        })
     }
 
     /// `VDUSE_IOTLB_REG_UMEM`.
@@ -527,10 +595,14 @@ impl Device {
                     return Err(ENOTTY);
                 }
                 // GET_FD reads the v1 layout's prefix; the rest stays zero (asid 0).
+                let size = _IOC_SIZE(cmd);
                 let mut e = uapi::IotlbEntryV2::default();
-                user.reader()
-                    .read_slice(&mut e.as_bytes_mut()[.._IOC_SIZE(cmd)])?;
-                self.iotlb_get_fd(&e)
+                let (mut r, mut w) = user.reader_writer();
+                r.read_slice(&mut e.as_bytes_mut()[..size])?;
+                let file = self.iotlb_get_fd(&mut e)?;
+                // Written back before the fd exists, as in C: a fault leaves no fd behind.
+                w.write_slice(&e.as_bytes()[..size])?;
+                Self::install_fd(file)
             }
             uapi::VDUSE_DEV_GET_FEATURES => {
                 let f = self.state.lock().driver_features;
@@ -656,14 +728,25 @@ impl FileOps for Device {
                     return Err(EPERM);
                 }
                 let e: uapi::IotlbEntry = read_compat(arg, 28)?;
-                let v2 = uapi::IotlbEntryV2 {
+                let mut v2 = uapi::IotlbEntryV2 {
                     offset: e.offset,
                     start: e.start,
                     last: e.last,
                     perm: e.perm,
                     ..Default::default()
                 };
-                this.iotlb_get_fd(&v2)
+                let file = this.iotlb_get_fd(&mut v2)?;
+                let out = uapi::IotlbEntry {
+                    offset: v2.offset,
+                    start: v2.start,
+                    last: v2.last,
+                    perm: v2.perm,
+                    padding: [0; 7],
+                };
+                UserSlice::new(UserPtr::from_addr(arg), 28)
+                    .writer()
+                    .write_slice(&out.as_bytes()[..28])?;
+                Self::install_fd(file)
             }
             COMPAT_VQ_GET_INFO => {
                 if this.msgs.is_broken() {

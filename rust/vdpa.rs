@@ -23,9 +23,13 @@ use kernel::{
         from_err_ptr,
         to_result, //
     },
+    fs::File,
     prelude::*,
     str::CStrExt,
-    sync::Arc,
+    sync::{
+        aref::ARef,
+        Arc, //
+    },
 };
 
 /// The driver data following `struct vdpa_device` in the allocation the vDPA core makes
@@ -91,6 +95,54 @@ impl Callback {
             unsafe { f(self.raw.private) };
         }
     }
+}
+
+/// One mapping of a vDPA consumer's IOTLB (vhost-vdpa with `use_va`): IOVAs `start..=last`
+/// backed by `file` from `offset`, with `VHOST_ACCESS_*` permissions `perm`.
+pub(crate) struct IotlbMap {
+    pub(crate) start: u64,
+    pub(crate) last: u64,
+    pub(crate) perm: u8,
+    pub(crate) file: ARef<File>,
+    pub(crate) offset: u64,
+}
+
+/// Copies the mappings of the consumer's IOTLB passed to `set_map`, each with a reference on
+/// its file.
+///
+/// # Safety
+///
+/// `iotlb` is the valid `struct vhost_iotlb` of a `set_map` call, not changed during it.
+unsafe fn read_iotlb(iotlb: *mut ffi::vhost_iotlb) -> Result<KVec<IotlbMap>> {
+    let mut maps = KVec::new();
+    // SAFETY: `iotlb` is valid (caller).
+    let mut map = unsafe { ffi::vhost_iotlb_itree_first(iotlb, 0, u64::MAX) };
+    while !map.is_null() {
+        // SAFETY: `map` is a map of `iotlb`, valid while `iotlb` is unchanged.
+        let m = unsafe { &*map };
+        let mf = m.opaque.cast::<ffi::vdpa_map_file>();
+        if mf.is_null() {
+            // A `use_va` consumer passes a `vdpa_map_file` with every map.
+            return Err(EINVAL);
+        }
+        // SAFETY: `mf` is the `vdpa_map_file` vhost-vdpa attached to the map, whose file it
+        // holds a reference on; `ARef::from` takes one of ours. No fdget_pos is active here.
+        let (file, offset) = unsafe { (ARef::from(File::from_raw_file((*mf).file)), (*mf).offset) };
+        maps.push(
+            IotlbMap {
+                start: m.start,
+                last: m.last,
+                // CAST: `VHOST_ACCESS_*` fit in a byte (uAPI `perm` is a `__u8`).
+                perm: m.perm as u8,
+                file,
+                offset,
+            },
+            GFP_KERNEL,
+        )?;
+        // SAFETY: As above.
+        map = unsafe { ffi::vhost_iotlb_itree_next(map, 0, u64::MAX) };
+    }
+    Ok(maps)
 }
 
 /// A vDPA device of a VDUSE device, from allocation until the vDPA core frees it.
@@ -660,9 +712,14 @@ mod ops {
     pub(super) unsafe extern "C" fn set_map(
         vdpa: *mut ffi::vdpa_device,
         asid: c_uint,
-        _iotlb: *mut ffi::vhost_iotlb,
+        iotlb: *mut ffi::vhost_iotlb,
     ) -> c_int {
-        match dev!(vdpa).vdpa_set_map(asid) {
+        // SAFETY: `iotlb` is the consumer's IOTLB for this call (vDPA core).
+        let maps = match unsafe { read_iotlb(iotlb) } {
+            Ok(maps) => maps,
+            Err(e) => return e.to_errno(),
+        };
+        match dev!(vdpa).vdpa_set_map(asid, maps) {
             Ok(()) => 0,
             Err(e) => e.to_errno(),
         }

@@ -20,6 +20,7 @@ use crate::{
     },
     vdpa::{
         Callback,
+        IotlbMap,
         MgmtRef,
         VdpaDev, //
     },
@@ -77,9 +78,11 @@ impl Device {
         )?;
         st.bound = true;
         // The IOVA domains exist from the first `vdpa dev add` on: `bounce_size` is frozen.
+        // Every add starts them afresh (C allocates new domains), without mappings.
         let mut d = self.domain.lock();
         let new = !d.created;
         d.created = true;
+        d.maps.clear();
         Ok((vdpa, new))
     }
 
@@ -265,20 +268,35 @@ impl Device {
         }
     }
 
-    /// `set_map`: tells the daemon the IOTLB of address space `asid` changed
-    /// (`VDUSE_UPDATE_IOTLB` for the whole range). The IOVA domain that would hold the new
-    /// mappings is not implemented yet.
-    pub(crate) fn vdpa_set_map(&self, asid: u32) -> Result {
+    /// `set_map`: replaces the mappings of address space `asid` with the consumer's (so
+    /// `VDUSE_IOTLB_GET_FD` finds them), then tells the daemon (`VDUSE_UPDATE_IOTLB` for the
+    /// whole range); if it refuses, the address space is left without mappings, as C's
+    /// `vduse_domain_clear_map` leaves it.
+    ///
+    /// # Errors
+    ///
+    /// `EINVAL` (bad `asid`), `ENOSPC` (more than [`super::MAX_IOTLB_ENTRIES`] mappings), `EIO`
+    /// (the daemon refused or did not answer), `ENOMEM`.
+    pub(crate) fn vdpa_set_map(&self, asid: u32, maps: KVec<IotlbMap>) -> Result {
         if asid >= self.nas {
             return Err(EINVAL);
         }
+        if maps.len() > super::MAX_IOTLB_ENTRIES {
+            return Err(ENOSPC);
+        }
+        self.domain.lock().set_maps(asid, maps)?;
         let mut r = DevRequest::new(req::UPDATE_IOTLB);
         r.put_u64(0, 0);
         r.put_u64(8, u64::MAX);
         if self.api.has_groups() {
             r.put_u32(16, asid);
         }
-        self.request(r).map(|_| ())
+        let res = self.request(r).map(|_| ());
+        if res.is_err() {
+            // Cannot fail: clearing never allocates.
+            let _ = self.domain.lock().set_maps(asid, KVec::new());
+        }
+        res
     }
 
     /// `set_group_asid` (API 1): asks the daemon (`VDUSE_SET_VQ_GROUP_ASID`).

@@ -294,3 +294,26 @@ pub fn stress(cycles: u32) -> std::process::ExitCode {
     println!("ok 1 stress: {cycles} create/open/close/destroy cycles");
     std::process::ExitCode::SUCCESS
 }
+
+/// A 48-byte IOVA struct (`vduse_iova_umem`/`vduse_iova_info`) with `asid` at 24 and a
+/// reserved word at 28 + 4 * `reserved_at` set to `reserved`.
+pub fn iova48(a: u64, b: u64, c3: u64, asid: u32, reserved: u32) -> Vec<u8> {
+    let mut v = Vec::new();
+    for x in [a, b, c3] {
+        v.extend_from_slice(&x.to_ne_bytes());
+    }
+    v.extend_from_slice(&asid.to_ne_bytes());
+    v.extend_from_slice(&reserved.to_ne_bytes());
+    v.extend_from_slice(&[0; 16]);
+    v
+}
+
+/// A 80-byte `vduse_iotlb_entry_v2`.
+pub fn entry_v2(start: u64, last: u64, asid: u32, reserved: u32) -> Vec<u8> {
+    let mut v = vec![0u8; 80];
+    v[8..16].copy_from_slice(&start.to_ne_bytes());
+    v[16..24].copy_from_slice(&last.to_ne_bytes());
+    v[32..36].copy_from_slice(&asid.to_ne_bytes());
+    v[36..40].copy_from_slice(&reserved.to_ne_bytes());
+    v
+}

@@ -184,7 +184,7 @@ fn set_status(fd: i32, status: u8) -> Ret {
 
 /// Writes a `VHOST_IOTLB_UPDATE` (`struct vhost_msg_v2`) mapping IOVA 0x100000 to 64 KiB of a
 /// memfd: vhost-vdpa calls `set_map`, which sends `VDUSE_UPDATE_IOTLB`.
-fn iotlb_update(vfd: i32) -> Ret {
+fn iotlb_update(vfd: i32) -> (Ret, u64) {
     // SAFETY: Creating and mapping a memfd of 64 KiB; the mapping is leaked for the test's
     // duration (vhost-vdpa keeps a reference to the file).
     let uaddr = unsafe {
@@ -199,6 +199,10 @@ fn iotlb_update(vfd: i32) -> Ret {
             0,
         );
         libc::close(m);
+        if p != libc::MAP_FAILED {
+            // What the "VMM" put at IOVA 0x100800, for the daemon side to find.
+            std::ptr::copy_nonoverlapping(b"guest memory".as_ptr(), p.cast::<u8>().add(0x800), 12);
+        }
         p as u64
     };
     let mut msg = [0u8; 72];
@@ -208,7 +212,64 @@ fn iotlb_update(vfd: i32) -> Ret {
     msg[24..32].copy_from_slice(&uaddr.to_ne_bytes()); // uaddr
     msg[32] = 3; // VHOST_ACCESS_RW
     msg[33] = 2; // VHOST_IOTLB_UPDATE
-    sys::write(vfd, &msg)
+    (sys::write(vfd, &msg), uaddr)
+}
+
+/// The daemon's side of a consumer mapping: `VDUSE_IOTLB_GET_FD2` and `GET_INFO` around IOVA
+/// 0x100800, an mmap of the returned fd, and a lookup that misses.
+fn daemon_view(c: &mut Ctx, fd: &Fd) {
+    let mut e = entry_v2(0x10_0800, 0x10_0800, 0, 0);
+    let r = sys::ioctl(fd.0, VDUSE_IOTLB_GET_FD2, e.as_mut_ptr() as usize);
+    let _ = c.expect_ok("IOTLB_GET_FD2([0x100800])", r.map(|_| 0));
+    let q = |b: &[u8], i: usize| u64::from_ne_bytes(b[i..i + 8].try_into().unwrap_or([0; 8]));
+    c.expect_eq(
+        "entry offset, start, last, perm",
+        (q(&e, 0), q(&e, 8), q(&e, 16), e[24]),
+        (0, 0x10_0000, 0x10_ffff, 3),
+    );
+    if let Ok(mfd) = r {
+        let mfd = Fd(mfd as i32);
+        // SAFETY: Mapping 64 KiB of the returned file read-only, reading 12 bytes, unmapping.
+        let seen = unsafe {
+            let p = libc::mmap(
+                std::ptr::null_mut(),
+                65536,
+                libc::PROT_READ,
+                libc::MAP_SHARED,
+                mfd.0,
+                q(&e, 0) as i64,
+            );
+            if p == libc::MAP_FAILED {
+                Vec::new()
+            } else {
+                let v = std::slice::from_raw_parts(p.cast::<u8>().add(0x800), 12).to_vec();
+                libc::munmap(p, 65536);
+                v
+            }
+        };
+        c.expect_eq(
+            "bytes at IOVA 0x100800 through the fd",
+            String::from_utf8_lossy(&seen).into_owned(),
+            "guest memory".to_string(),
+        );
+    }
+    let mut i = iova48(0x10_0000, 0x10_0000, 0, 0, 0);
+    c.expect(
+        "IOTLB_GET_INFO([0x100000])",
+        sys::ioctl(fd.0, VDUSE_IOTLB_GET_INFO, i.as_mut_ptr() as usize),
+        Ok(0),
+    );
+    c.expect_eq(
+        "info start, last, capability",
+        (q(&i, 0), q(&i, 8), q(&i, 16)),
+        (0x10_0000, 0x10_ffff, 0),
+    );
+    let mut e = entry_v2(0x20_0000, 0x20_0fff, 0, 0);
+    c.expect(
+        "IOTLB_GET_FD2 outside every mapping",
+        sys::ioctl(fd.0, VDUSE_IOTLB_GET_FD2, e.as_mut_ptr() as usize),
+        Err(libc::EINVAL),
+    );
 }
 
 /// A v1 blk device with 2 queues, features `vduse_features`, set up and opened.
@@ -330,9 +391,10 @@ fn vhost_lifecycle(c: &mut Ctx) {
         );
         c.expect(
             "vhost IOTLB update (memfd mapping)",
-            iotlb_update(v.0),
+            iotlb_update(v.0).0,
             Ok(72),
         );
+        daemon_view(c, &fd);
         let (r, base) = vring_state(v.0, VHOST_GET_VRING_BASE, 1, 0);
         c.expect("VHOST_GET_VRING_BASE(1)", r, Ok(0));
         c.expect_eq("vring base from the daemon", base, 0x1234);
