@@ -186,8 +186,6 @@ struct State {
     status: u8,
     /// Virtio features the driver negotiated.
     driver_features: u64,
-    /// Suspended by the vDPA driver (`VDUSE_F_SUSPEND`).
-    suspended: bool,
     /// Bumped by every reset.
     generation: u32,
 }
@@ -268,6 +266,9 @@ pub(crate) struct Device {
     vqs: KVec<Arc<Vq>>,
     /// Request timeout in seconds, 0 = none (`msg_timeout` in sysfs).
     msg_timeout: Atomic<u32>,
+    /// Suspended by the vDPA driver (`VDUSE_F_SUSPEND`) until reset. Read by `kick_vq`, which
+    /// may run in atomic context: no sleeping lock may guard it.
+    suspended: Atomic<bool>,
     #[pin]
     state: Mutex<State>,
     #[pin]
@@ -318,6 +319,7 @@ impl Device {
                 nas: cfg.nas,
                 vqs,
                 msg_timeout: Atomic::new(MSG_DEFAULT_TIMEOUT),
+                suspended: Atomic::new(false),
                 state <- new_mutex!(State::default(), "Device::state"),
                 domain <- new_mutex!(
                     Domain {
@@ -440,7 +442,7 @@ impl Device {
     /// Whether interrupts may be injected now (`vduse_dev_queue_irq_work` preconditions).
     fn check_irq_allowed(&self) -> Result {
         let st = self.state.lock();
-        if st.suspended || st.status & STATUS_DRIVER_OK == 0 {
+        if self.suspended.load(Relaxed) || st.status & STATUS_DRIVER_OK == 0 {
             return Err(EINVAL);
         }
         Ok(())

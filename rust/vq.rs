@@ -5,7 +5,10 @@
 //! C version: `struct vduse_virtqueue` in
 //! [`drivers/vdpa/vdpa_user/vduse_dev.c`](srctree/drivers/vdpa/vdpa_user/vduse_dev.c).
 //!
-//! Locks are taken in the order: `config`, then `kick`. `irq_affinity` is independent.
+//! Locks are taken in the order: `config`, then `kick`. `irq_affinity` and `cb` are
+//! independent. `config`, `kick` and `cb` are taken on the kick and interrupt paths, which may
+//! run in atomic context (even in softirq, from a virtqueue notify): they are IRQ-safe
+//! spinlocks, as C's `_bh`/`_irq` locks are.
 
 use crate::{
     eventfd::EventFdCtx,
@@ -17,8 +20,10 @@ use kernel::{
     impl_has_work, new_spinlock, new_work,
     prelude::*,
     sync::{
+        new_spinlock_irq,
         Arc,
-        SpinLock, //
+        SpinLock,
+        SpinLockIrq, //
     },
     workqueue::{
         self,
@@ -62,16 +67,16 @@ struct Kick {
 pub(crate) struct Vq {
     /// Configuration and state.
     #[pin]
-    config: SpinLock<VqConfig>,
+    config: SpinLockIrq<VqConfig>,
     /// Kick eventfd.
     #[pin]
-    kick: SpinLock<Kick>,
+    kick: SpinLockIrq<Kick>,
     /// CPUs the interrupt callback may run on (`vqN/irq_cb_affinity`).
     #[pin]
     irq_affinity: SpinLock<CpuMask>,
     /// The vDPA driver's interrupt callback (`irq_lock` in C).
     #[pin]
-    cb: SpinLock<Option<Callback>>,
+    cb: SpinLockIrq<Option<Callback>>,
     /// Delivers a kick from a context where an eventfd may not be signalled.
     #[pin]
     kick_work: Work<Vq>,
@@ -93,10 +98,10 @@ impl Vq {
     /// A fresh virtqueue.
     pub(crate) fn new() -> impl PinInit<Self> {
         pin_init!(Self {
-            config <- new_spinlock!(VqConfig::default(), "Vq::config"),
-            kick <- new_spinlock!(Kick::default(), "Vq::kick"),
+            config <- new_spinlock_irq!(VqConfig::default(), "Vq::config"),
+            kick <- new_spinlock_irq!(Kick::default(), "Vq::kick"),
             irq_affinity <- new_spinlock!(CpuMask::all(), "Vq::irq_affinity"),
-            cb <- new_spinlock!(None, "Vq::cb"),
+            cb <- new_spinlock_irq!(None, "Vq::cb"),
             kick_work <- new_work!("Vq::kick_work"),
         })
     }

@@ -114,10 +114,11 @@ impl Device {
         self.vq_at(idx).map_or(0, |vq| vq.size())
     }
 
+    /// `kick_vq`: may be called in atomic context (virtqueue notify, vhost's eventfd wakeup),
+    /// so it takes no sleeping lock.
     pub(crate) fn vdpa_kick_vq(&self, idx: u16) {
-        let suspended = self.state.lock().suspended;
         if let Some(vq) = self.vq_at(idx) {
-            vq.kick(suspended);
+            vq.kick(self.suspended.load(Relaxed));
         }
     }
 
@@ -256,11 +257,11 @@ impl Device {
     fn reset_local(&self) {
         {
             let mut st = self.state.lock();
-            st.suspended = false;
             st.status = 0;
             st.driver_features = 0;
             st.generation = st.generation.wrapping_add(1);
         }
+        self.suspended.store(false, Relaxed);
         *self.config_cb.lock() = None;
         for vq in self.vqs.iter() {
             vq.reset();
@@ -314,7 +315,7 @@ impl Device {
     /// delivered until reset.
     pub(crate) fn vdpa_suspend(&self) -> Result {
         self.request(DevRequest::new(req::SUSPEND))?;
-        self.state.lock().suspended = true;
+        self.suspended.store(true, Relaxed);
         for vq in self.vqs.iter() {
             vq.sync_kicks();
         }

@@ -14,7 +14,7 @@ set -u
 MODULE=c
 usage() {
 	sed -n '3,11p' "$0" | sed 's/^# \{0,1\}//'
-	echo "Options: --module c|rs (rs: every case is skipped unless VDUSE_RS_DATAPATH=1)"
+	echo "Options: --module c|rs (rs: cases needing the virtio_vdpa data path are skipped unless VDUSE_RS_DATAPATH=1)"
 }
 while [ $# -gt 0 ]; do
 	case $1 in
@@ -47,14 +47,12 @@ CASES=(
 echo "KTAP version 1"
 echo "1..${#CASES[@]}"
 
-if [ "$MODULE" = rs ] && [ "${VDUSE_RS_DATAPATH:-0}" != 1 ]; then
-	n=0
-	for c in "${CASES[@]}"; do
-		n=$((n + 1))
-		echo "ok $n - $c # SKIP Rust data path not implemented yet"
-	done
-	exit 0
-fi
+# On vduse_rs.ko, the cases that need the bounce-buffer data path of virtio_vdpa are skipped
+# until it exists (VDUSE_RS_DATAPATH=1 runs them anyway); the vhost-vdpa case runs.
+NEEDS_BOUNCE=" ram_fs_1q fio_verify_1q fio_verify_4q reconnect_after_sigkill reconnect_inflight_windows api_v0_fallback queue_ready_message read_only_and_sigterm_while_attached "
+skip_case() {
+	[ "$MODULE" = rs ] && [ "${VDUSE_RS_DATAPATH:-0}" != 1 ] && [[ $NEEDS_BOUNCE == *" $1 "* ]]
+}
 
 bail() {
 	echo "Bail out! $*"
@@ -424,12 +422,16 @@ case_vhost_vdpa_asid_suspend() {
 	modprobe vhost_vdpa 2>/dev/null
 	[ -d /sys/bus/vdpa/drivers/vhost_vdpa ] || { note "vhost_vdpa driver not available"; return 1; }
 	start_daemon $name vhost_vdpa --size 16M || return 1
-	add_vdpa $name || return 1
-	dev=$BLKDEV
-	# Move the device from virtio_vdpa to vhost_vdpa.
-	echo "$name" >/sys/bus/vdpa/drivers/virtio_vdpa/unbind || { note "unbind from virtio_vdpa failed"; return 1; }
-	echo vhost_vdpa >"/sys/bus/vdpa/devices/$name/driver_override"
-	echo "$name" >/sys/bus/vdpa/drivers/vhost_vdpa/bind || { note "bind to vhost_vdpa failed"; return 1; }
+	# Add the device straight onto vhost_vdpa: with virtio_vdpa unloaded no other driver can
+	# take it (and this case needs no virtio_vdpa data path). virtio_vdpa comes back at the end.
+	rmmod virtio_vdpa 2>/dev/null
+	if ! vdpa dev add name "$name" mgmtdev vduse; then
+		modprobe virtio_vdpa
+		note "vdpa dev add $name failed"
+		show_log
+		return 1
+	fi
+	VDPA_DEVS+=("$name")
 	vh=
 	for i in $(seq 1 100); do
 		for m in /sys/bus/vdpa/devices/"$name"/vhost-vdpa-*; do
@@ -443,7 +445,8 @@ case_vhost_vdpa_asid_suspend() {
 	timeout 120 "$POKE" --dev "$vh" --asid --suspend --expect-id "vduse-$name" >"$WORK/poke.out" 2>&1
 	rc=$?
 	sed 's/^/#   /' "$WORK/poke.out"
-	teardown $name || return 1
+	teardown $name || { modprobe virtio_vdpa; return 1; }
+	modprobe virtio_vdpa
 	[ $rc = 0 ] || { show_log; return 1; }
 	for m in "msg UPDATE_IOTLB asid=0" "msg SET_VQ_GROUP_ASID group=0 asid=0" \
 		"msg SET_VQ_READY vq=0 ready=1" "msg SUSPEND" "suspended: all queues quiesced" \
@@ -461,6 +464,10 @@ for c in "${CASES[@]}"; do
 	n=$((n + 1))
 	DAEMON_LOG=
 	DAEMON_ENV=()
+	if skip_case "$c"; then
+		echo "ok $n - $c # SKIP needs the virtio_vdpa bounce-buffer data path, not in vduse_rs.ko yet"
+		continue
+	fi
 	if "case_$c"; then
 		echo "ok $n - $c"
 	else
