@@ -294,6 +294,18 @@ fn ready_device(c: &mut Ctx, name: &str, vduse_features: u64) -> Option<(DevGuar
     Some((guard, fd))
 }
 
+/// [`ready_device`], then `vdpa dev add` onto `vhost_vdpa` (which sends no request yet).
+fn on_vhost(c: &mut Ctx, name: &str, vduse_features: u64) -> Option<(DevGuard, Fd)> {
+    use_vhost_vdpa();
+    let dev = ready_device(c, name, vduse_features)?;
+    c.expect_eq(
+        "vdpa dev add",
+        vdpa(&["dev", "add", "name", name, "mgmtdev", "vduse"]),
+        "exit 0 ".to_string(),
+    );
+    Some(dev)
+}
+
 fn add_needs_vq_setup(c: &mut Ctx) {
     use_vhost_vdpa();
     let Some(_g) = create_ok(c, Some(0), &DevConfig::blk("t-vnotready")) else {
@@ -331,17 +343,11 @@ fn mgmtdev(c: &mut Ctx) {
 
 /// The whole life cycle on vhost_vdpa, with every request type.
 fn vhost_lifecycle(c: &mut Ctx) {
-    use_vhost_vdpa();
     let name = "t-vlife";
-    let Some((guard, fd)) = ready_device(c, name, 3) else {
+    let Some((guard, fd)) = on_vhost(c, name, 3) else {
         return;
     };
     let daemon = Daemon::start(fd.0, Policy::Answer);
-    c.expect_eq(
-        "vdpa dev add",
-        vdpa(&["dev", "add", "name", name, "mgmtdev", "vduse"]),
-        "exit 0 ".to_string(),
-    );
     c.expect_eq(
         "vdpa dev add again",
         vdpa(&["dev", "add", "name", name, "mgmtdev", "vduse"]),
@@ -475,17 +481,11 @@ fn vhost_lifecycle(c: &mut Ctx) {
 /// Without `VDUSE_F_QUEUE_READY` and `VDUSE_F_SUSPEND` no such requests are sent, and
 /// vhost-vdpa offers no suspend.
 fn vhost_no_features(c: &mut Ctx) {
-    use_vhost_vdpa();
     let name = "t-vnofeat";
-    let Some((_guard, fd)) = ready_device(c, name, 0) else {
+    let Some((_guard, fd)) = on_vhost(c, name, 0) else {
         return;
     };
     let daemon = Daemon::start(fd.0, Policy::Answer);
-    c.expect_eq(
-        "vdpa dev add",
-        vdpa(&["dev", "add", "name", name, "mgmtdev", "vduse"]),
-        "exit 0 ".to_string(),
-    );
     if let Some(node) = vhost_node(name) {
         if let Ok(vfd) = sys::open(&node, libc::O_RDWR) {
             let v = Fd(vfd as i32);
@@ -519,18 +519,12 @@ fn vhost_no_features(c: &mut Ctx) {
 
 /// A request that times out breaks the device for good.
 fn timeout_breaks(c: &mut Ctx) {
-    use_vhost_vdpa();
     let name = "t-vtimeout";
-    let Some((_guard, fd)) = ready_device(c, name, 0) else {
+    let Some((_guard, fd)) = on_vhost(c, name, 0) else {
         return;
     };
     let _ = std::fs::write(format!("/sys/class/vduse/{name}/msg_timeout"), "1");
     let daemon = Daemon::start(fd.0, Policy::Ignore);
-    c.expect_eq(
-        "vdpa dev add",
-        vdpa(&["dev", "add", "name", name, "mgmtdev", "vduse"]),
-        "exit 0 ".to_string(),
-    );
     if let Some(node) = vhost_node(name) {
         // Opening vhost-vdpa resets the device: SET_STATUS(0), never answered.
         let r = sys::open(&node, libc::O_RDWR);
@@ -573,17 +567,11 @@ fn timeout_breaks(c: &mut Ctx) {
 /// A daemon that reads a request and dies: the request is read again, with its id, after
 /// reconnecting; answering it then completes the waiting operation.
 fn reconnect(c: &mut Ctx) {
-    use_vhost_vdpa();
     let name = "t-vreconn";
-    let Some((_guard, fd)) = ready_device(c, name, 0) else {
+    let Some((_guard, fd)) = on_vhost(c, name, 0) else {
         return;
     };
     let _ = std::fs::write(format!("/sys/class/vduse/{name}/msg_timeout"), "20");
-    c.expect_eq(
-        "vdpa dev add",
-        vdpa(&["dev", "add", "name", name, "mgmtdev", "vduse"]),
-        "exit 0 ".to_string(),
-    );
     let Some(node) = vhost_node(name) else {
         c.check(false, "no vhost-vdpa node");
         return;
