@@ -101,6 +101,11 @@ pub(crate) const VDUSE_FEATURES: u64 =
 pub(crate) struct Features(u64);
 
 impl Features {
+    /// The raw bits.
+    pub(crate) const fn bits(self) -> u64 {
+        self.0
+    }
+
     /// Whether `VDUSE_SET_VQ_READY` requests are sent (`VDUSE_F_QUEUE_READY`).
     pub(crate) const fn queue_ready(self) -> bool {
         self.0 & (1 << uapi::VDUSE_F_QUEUE_READY) != 0
@@ -125,5 +130,48 @@ impl Features {
         }
         // INVARIANT: Checked just above.
         Ok(Self(bits))
+    }
+}
+
+#[kunit_tests(vduse_rs_api)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn versions_from_user() {
+        assert_eq!(ApiVersion::from_user(0), Ok(ApiVersion::V0));
+        assert_eq!(ApiVersion::from_user(1), Ok(ApiVersion::V1));
+        assert_eq!(ApiVersion::from_user(2), Err(EINVAL));
+        assert_eq!(ApiVersion::from_user(u64::MAX), Err(EINVAL));
+        assert_eq!(ApiVersion::LATCHED_ON_GET.to_user(), 1);
+        assert_eq!(ApiVersion::DEFAULT_FOR_CREATE.to_user(), 0);
+    }
+
+    #[test]
+    fn groups_and_spaces_per_version() {
+        assert_eq!(ApiVersion::V0.groups_and_spaces(0, 0), Ok((1, 1)));
+        assert_eq!(ApiVersion::V0.groups_and_spaces(1, 0), Err(EINVAL));
+        assert_eq!(ApiVersion::V0.groups_and_spaces(0, 1), Err(EINVAL));
+        assert_eq!(ApiVersion::V1.groups_and_spaces(0, 1), Err(EINVAL));
+        assert_eq!(ApiVersion::V1.groups_and_spaces(1, 0), Err(EINVAL));
+        assert_eq!(ApiVersion::V1.groups_and_spaces(4, 2), Ok((4, 2)));
+        assert_eq!(
+            ApiVersion::V1.groups_and_spaces(0xffff, 0xffff),
+            Ok((0xffff, 0xffff))
+        );
+        assert_eq!(ApiVersion::V1.groups_and_spaces(0x10000, 1), Err(EINVAL));
+    }
+
+    #[test]
+    fn features_subset_rule() {
+        assert_eq!(VDUSE_FEATURES, 0x3);
+        for bits in 0..=3u64 {
+            assert_eq!(Features::from_user(bits).map(Features::bits), Ok(bits));
+        }
+        assert_eq!(Features::from_user(4), Err(EINVAL));
+        assert_eq!(Features::from_user(1 << 63), Err(EINVAL));
+        let f = Features::from_user(3).unwrap_or_default();
+        assert!(f.queue_ready() && f.suspend());
+        assert!(!Features::default().queue_ready() && !Features::default().suspend());
     }
 }

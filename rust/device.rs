@@ -774,3 +774,78 @@ impl FileOps for Device {
 fn kiocb_nonblock(kiocb: &Kiocb<'_, Arc<Device>>) -> bool {
     crate::chrdev::kiocb_file_flags(kiocb) & kernel::fs::file::flags::O_NONBLOCK != 0
 }
+
+#[kunit_tests(vduse_rs_device)]
+mod tests {
+    use super::*;
+
+    /// A valid API 0 virtio-blk config.
+    fn blk() -> uapi::DevConfig {
+        let mut name = [0u8; uapi::VDUSE_NAME_MAX];
+        name[..3].copy_from_slice(b"blk");
+        uapi::DevConfig {
+            name,
+            vendor_id: 0,
+            device_id: virtio_id::BLOCK,
+            features: virtio_f::VERSION_1 | virtio_f::ACCESS_PLATFORM,
+            vq_num: 1,
+            vq_align: 4096,
+            ngroups: 0,
+            nas: 0,
+            reserved: [0; 11],
+            config_size: 8,
+        }
+    }
+
+    fn check(f: impl Fn(&mut uapi::DevConfig), api: ApiVersion) -> Result {
+        let mut c = blk();
+        f(&mut c);
+        ValidConfig::new(&c, api).map(|_| ())
+    }
+
+    #[test]
+    fn validation_rules() {
+        let v0 = ApiVersion::V0;
+        assert_eq!(check(|_| {}, v0), Ok(()));
+        assert_eq!(check(|c| c.reserved[3] = 1, v0), Err(EINVAL));
+        assert_eq!(check(|c| c.vq_align = 2, v0), Err(EINVAL));
+        assert_eq!(check(|c| c.vq_align = 12, v0), Err(EINVAL));
+        assert_eq!(
+            check(|c| c.vq_align = 2 * PAGE_SIZE as u32, v0),
+            Err(EINVAL)
+        );
+        assert_eq!(
+            check(|c| c.config_size = PAGE_SIZE as u32 + 1, v0),
+            Err(EINVAL)
+        );
+        assert_eq!(check(|c| c.vq_num = 0x10000, v0), Err(EINVAL));
+        assert_eq!(check(|c| c.name[0] = 0, v0), Err(EINVAL));
+        assert_eq!(check(|c| c.device_id = 3, v0), Err(EINVAL));
+        assert_eq!(check(|c| c.features = virtio_f::VERSION_1, v0), Err(EINVAL));
+        assert_eq!(
+            check(|c| c.features |= virtio_f::BLK_CONFIG_WCE, v0),
+            Err(EINVAL)
+        );
+        assert_eq!(check(|c| c.device_id = virtio_id::NET, v0), Ok(()));
+        assert_eq!(
+            check(
+                |c| (c.device_id, c.features) = (virtio_id::NET, virtio_f::ACCESS_PLATFORM),
+                v0
+            ),
+            Err(EINVAL)
+        );
+        assert_eq!(check(|c| c.ngroups = 1, v0), Err(EINVAL));
+        assert_eq!(
+            check(|c| (c.ngroups, c.nas) = (1, 1), ApiVersion::V1),
+            Ok(())
+        );
+    }
+
+    #[test]
+    fn name_cut_at_255() {
+        let mut c = blk();
+        c.name = [b'n'; uapi::VDUSE_NAME_MAX];
+        let v = ValidConfig::new(&c, ApiVersion::V0);
+        assert_eq!(v.map(|v| v.name().len()), Ok(uapi::VDUSE_NAME_MAX - 1));
+    }
+}

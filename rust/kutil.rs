@@ -160,3 +160,18 @@ pub(crate) fn flush_work<T: ?Sized, const ID: u64>(work: &kernel::workqueue::Wor
     // context).
     unsafe { bindings::flush_work(kernel::workqueue::Work::raw_get(work)) };
 }
+
+#[kunit_tests(vduse_rs_kutil)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn index_nospec_clamps() {
+        assert_eq!(index_nospec(0, 1), 0);
+        assert_eq!(index_nospec(5, 6), 5);
+        assert_eq!(index_nospec(6, 6), 0);
+        assert_eq!(index_nospec(u32::MAX, 6), 0);
+        assert_eq!(index_nospec(0xfffe, 0xffff), 0xfffe);
+        assert_eq!(index_nospec(0, 0), 0);
+    }
+}

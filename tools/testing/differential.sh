@@ -18,6 +18,10 @@ for m in c rs; do
 		rc=1
 		continue
 	fi
+	if [ "$m" = rs ]; then
+		# The module's KUnit suites ran when it loaded.
+		"$VDUSE_RS_ROOT/tools/testing/kunit-results.sh" || rc=1
+	fi
 	"$bin" run --module "$m" --transcript "$VM_OUT/transcript-$m.txt" || rc=1
 	# Unloading must work: no device, file or reference may be left behind.
 	if vduse_unload "$m"; then
