@@ -674,6 +674,82 @@ fn reconnect(c: &mut Ctx) {
     drop(daemon);
 }
 
+/// `msg_timeout` 0 waits forever, but killably: SIGKILL to the process waiting for an
+/// answer fails that request only (the device is not broken), and the request is withdrawn.
+fn killable_wait(c: &mut Ctx) {
+    let name = "t-vkill";
+    let Some((_guard, fd)) = on_vhost(c, name, 0) else {
+        return;
+    };
+    let _ = std::fs::write(format!("/sys/class/vduse/{name}/msg_timeout"), "0");
+    let Some(node) = vhost_node(name) else {
+        c.check(false, "no vhost-vdpa node");
+        return;
+    };
+    // SAFETY: fork in this single-threaded case; the child only opens the node (which blocks
+    // on the unanswered SET_STATUS(0)) and exits.
+    let pid = unsafe { libc::fork() };
+    if pid == 0 {
+        let _ = sys::open(&node, libc::O_RDWR);
+        // SAFETY: Leaving the child.
+        unsafe { libc::_exit(0) };
+    }
+    let mut p = libc::pollfd {
+        fd: fd.0,
+        events: libc::POLLIN,
+        revents: 0,
+    };
+    // SAFETY: One valid pollfd.
+    unsafe { libc::poll(&mut p, 1, 5000) };
+    c.expect_eq(
+        "a request is pending while the child waits",
+        p.revents & libc::POLLIN,
+        libc::POLLIN,
+    );
+    std::thread::sleep(Duration::from_millis(300));
+    let mut status = 0;
+    // SAFETY: Signalling and reaping our child.
+    let reaped = unsafe {
+        libc::kill(pid, libc::SIGKILL);
+        libc::waitpid(pid, &mut status, 0)
+    };
+    c.expect_eq(
+        "child killed by SIGKILL",
+        (
+            reaped == pid,
+            libc::WIFSIGNALED(status) && libc::WTERMSIG(status) == libc::SIGKILL,
+        ),
+        (true, true),
+    );
+    let mut p = libc::pollfd {
+        fd: fd.0,
+        events: libc::POLLIN | libc::POLLOUT,
+        revents: 0,
+    };
+    // SAFETY: One valid pollfd.
+    unsafe { libc::poll(&mut p, 1, 0) };
+    c.expect_eq(
+        "poll after the kill: request withdrawn, not broken",
+        p.revents,
+        0,
+    );
+    let mut f: u64 = 0;
+    c.expect(
+        "DEV_GET_FEATURES after the kill",
+        sys::ioctl_ptr(fd.0, VDUSE_DEV_GET_FEATURES, &mut f),
+        Ok(0),
+    );
+    let daemon = Daemon::start(fd.0, Policy::Answer);
+    c.expect_eq(
+        "vdpa dev del",
+        vdpa(&["dev", "del", name]),
+        "exit 0 ".to_string(),
+    );
+    for (i, r) in daemon.finish().iter().enumerate() {
+        c.obs(format!("request {i}: {r}"));
+    }
+}
+
 /// The cases of this file.
 pub fn cases() -> Vec<Case> {
     vec![
@@ -684,5 +760,6 @@ pub fn cases() -> Vec<Case> {
         Case::new("vdpa/vhost_no_vduse_features", vhost_no_features),
         Case::new("vdpa/timeout_breaks_device", timeout_breaks),
         Case::new("vdpa/reconnect_requeues", reconnect),
+        Case::new("vdpa/killable_wait", killable_wait),
     ]
 }
