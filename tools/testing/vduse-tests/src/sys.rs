@@ -105,6 +105,21 @@ pub fn mmap_probe(fd: i32, len: usize, prot: i32) -> Ret {
     Ok(0)
 }
 
+/// `poll` on one fd for `events`, waiting at most `timeout_ms`; returns the `pollfd` with its
+/// `revents` (0 on timeout or error).
+pub fn poll_fd(fd: i32, events: i16, timeout_ms: i32) -> libc::pollfd {
+    let mut p = libc::pollfd {
+        fd,
+        events,
+        revents: 0,
+    };
+    // SAFETY: `p` is one valid pollfd.
+    if unsafe { libc::poll(&mut p, 1, timeout_ms) } < 0 {
+        p.revents = 0;
+    }
+    p
+}
+
 /// An owned file descriptor that closes on drop.
 pub struct Fd(pub i32);
 

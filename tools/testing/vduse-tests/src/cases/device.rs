@@ -538,18 +538,7 @@ fn read_write_poll(c: &mut Ctx) {
 }
 
 fn poll(fd: &Fd, events: i16, timeout: i32) -> Ret {
-    let mut p = libc::pollfd {
-        fd: fd.0,
-        events,
-        revents: 0,
-    };
-    // SAFETY: One valid pollfd.
-    let r = unsafe { libc::poll(&mut p, 1, timeout) };
-    if r < 0 {
-        Err(std::io::Error::last_os_error().raw_os_error().unwrap_or(0))
-    } else {
-        Ok(i64::from(p.revents))
-    }
+    Ok(i64::from(sys::poll_fd(fd.0, events, timeout).revents))
 }
 
 fn read_nonblock(c: &mut Ctx) {

@@ -66,13 +66,8 @@ impl Daemon {
         let thread = std::thread::spawn(move || {
             let mut req = [0u8; 152];
             while !s.load(Ordering::Relaxed) {
-                let mut p = libc::pollfd {
-                    fd,
-                    events: libc::POLLIN,
-                    revents: 0,
-                };
-                // SAFETY: One valid pollfd.
-                if unsafe { libc::poll(&mut p, 1, 50) } <= 0 || p.revents & libc::POLLIN == 0 {
+                let p = sys::poll_fd(fd, libc::POLLIN, 50);
+                if p.revents & libc::POLLIN == 0 {
                     continue;
                 }
                 if sys::read(fd, &mut req) != Ok(152) {
@@ -545,13 +540,7 @@ fn timeout_breaks(c: &mut Ctx) {
         sys::ioctl_ptr(fd.0, VDUSE_DEV_GET_FEATURES, &mut f),
         Err(libc::EPERM),
     );
-    let mut p = libc::pollfd {
-        fd: fd.0,
-        events: libc::POLLIN,
-        revents: 0,
-    };
-    // SAFETY: One valid pollfd.
-    unsafe { libc::poll(&mut p, 1, 0) };
+    let p = sys::poll_fd(fd.0, libc::POLLIN, 0);
     c.expect_eq(
         "poll on a broken device has POLLERR",
         p.revents & libc::POLLERR,
@@ -587,13 +576,7 @@ fn reconnect(c: &mut Ctx) {
     let mut req = [0u8; 152];
     let mut first = None;
     for _ in 0..100 {
-        let mut p = libc::pollfd {
-            fd: fd.0,
-            events: libc::POLLIN,
-            revents: 0,
-        };
-        // SAFETY: One valid pollfd.
-        unsafe { libc::poll(&mut p, 1, 100) };
+        let p = sys::poll_fd(fd.0, libc::POLLIN, 100);
         if p.revents & libc::POLLIN != 0 && sys::read(fd.0, &mut req) == Ok(152) {
             first = Some(req);
             break;
@@ -633,13 +616,7 @@ fn reconnect(c: &mut Ctx) {
         again[4..8].to_vec(),
         first[4..8].to_vec(),
     );
-    let mut p = libc::pollfd {
-        fd: fd.0,
-        events: libc::POLLIN | libc::POLLOUT,
-        revents: 0,
-    };
-    // SAFETY: One valid pollfd.
-    unsafe { libc::poll(&mut p, 1, 0) };
+    let p = sys::poll_fd(fd.0, libc::POLLIN | libc::POLLOUT, 0);
     c.obs(format!("poll after the read: {:#x}", p.revents));
     drop(fd); // the daemon "dies"
     let fd = match open_dev(name, libc::O_RDWR) {
@@ -694,13 +671,7 @@ fn killable_wait(c: &mut Ctx) {
         // SAFETY: Leaving the child.
         unsafe { libc::_exit(0) };
     }
-    let mut p = libc::pollfd {
-        fd: fd.0,
-        events: libc::POLLIN,
-        revents: 0,
-    };
-    // SAFETY: One valid pollfd.
-    unsafe { libc::poll(&mut p, 1, 5000) };
+    let p = sys::poll_fd(fd.0, libc::POLLIN, 5000);
     c.expect_eq(
         "a request is pending while the child waits",
         p.revents & libc::POLLIN,
@@ -721,13 +692,7 @@ fn killable_wait(c: &mut Ctx) {
         ),
         (true, true),
     );
-    let mut p = libc::pollfd {
-        fd: fd.0,
-        events: libc::POLLIN | libc::POLLOUT,
-        revents: 0,
-    };
-    // SAFETY: One valid pollfd.
-    unsafe { libc::poll(&mut p, 1, 0) };
+    let p = sys::poll_fd(fd.0, libc::POLLIN | libc::POLLOUT, 0);
     c.expect_eq(
         "poll after the kill: request withdrawn, not broken",
         p.revents,
