@@ -553,6 +553,17 @@ fn timeout_breaks(c: &mut Ctx) {
     );
 }
 
+/// Opens the node of device `name` again (a daemon reconnecting); fails the case if it cannot.
+fn reopen(c: &mut Ctx, name: &str) -> Option<Fd> {
+    match open_dev(name, libc::O_RDWR) {
+        Ok(f) => Some(Fd(f as i32)),
+        Err(e) => {
+            c.check(false, &format!("reopen: {e}"));
+            None
+        }
+    }
+}
+
 /// A daemon that reads a request and dies: the request is read again, with its id, after
 /// reconnecting; answering it then completes the waiting operation.
 fn reconnect(c: &mut Ctx) {
@@ -590,13 +601,7 @@ fn reconnect(c: &mut Ctx) {
     // A read whose copy to userspace fails puts the request back, by id (vduse_dev_read_iter):
     // put this one back that way, then read it again.
     drop(fd);
-    let fd = match open_dev(name, libc::O_RDWR) {
-        Ok(f) => Fd(f as i32),
-        Err(e) => {
-            c.check(false, &format!("reopen: {e}"));
-            return;
-        }
-    };
+    let Some(fd) = reopen(c, name) else { return };
     // SAFETY: A read into an unmapped address: the kernel's copy fails with EFAULT.
     let r = unsafe { libc::read(fd.0, 8usize as *mut libc::c_void, 152) };
     let errno = std::io::Error::last_os_error().raw_os_error().unwrap_or(0);
@@ -619,13 +624,7 @@ fn reconnect(c: &mut Ctx) {
     let p = sys::poll_fd(fd.0, libc::POLLIN | libc::POLLOUT, 0);
     c.obs(format!("poll after the read: {:#x}", p.revents));
     drop(fd); // the daemon "dies"
-    let fd = match open_dev(name, libc::O_RDWR) {
-        Ok(f) => Fd(f as i32),
-        Err(e) => {
-            c.check(false, &format!("reopen: {e}"));
-            return;
-        }
-    };
+    let Some(fd) = reopen(c, name) else { return };
     let r = sys::read(fd.0, &mut req);
     c.expect("read after reconnect", r, Ok(152));
     c.expect_eq("same request again", describe(&req), describe(&first));
