@@ -11,7 +11,8 @@
 //! `ffi/bindings_generated.rs` is generated at build time by `tools/gen-bindings` from
 //! `ffi/bindings_helper.h`, with the bindgen command and flags of the target kernel (so struct
 //! layouts match its configuration). Types declared elsewhere resolve to `kernel::bindings`.
-//! Only the FFI wrapper modules use these items.
+//! The abstractions of `crate::kapi` use its functions and types; the driver uses only its
+//! constants (the `RUST_CONST_HELPER_` items of `ffi/bindings_helper.h`).
 
 #[allow(
     dead_code,
@@ -38,10 +39,6 @@ mod generated {
     include!("ffi/bindings_generated.rs");
 }
 
-#[allow(
-    unused_imports,
-    reason = "used by the vDPA glue, which is not written yet"
-)]
 pub(crate) use generated::*;
 
 // The layouts this module relies on, checked against the generated bindings.

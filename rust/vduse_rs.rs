@@ -20,37 +20,33 @@
 //!
 //! See `Documentation/` in the repository for the design and every difference from the C driver.
 
-mod api;
-mod chrdev;
-mod control;
-mod device;
-mod eventfd;
+// The layers, bottom up (`Documentation/design.rst`): bindings, generic kernel abstractions,
+// driver logic. `tools/check-layers` keeps `unsafe` out of the driver and the driver out of the
+// abstractions.
 mod ffi;
-mod kutil;
-mod msg;
-mod registry;
-mod sysfs;
-#[allow(
-    dead_code,
-    reason = "a complete mirror of the uAPI header; the driver does not use every item"
-)]
 mod uapi;
-mod vdpa;
-mod vq;
 
-use chrdev::{
-    Cdev,
-    DeviceNode,
-    MINORS, //
+mod kapi;
+
+mod driver;
+
+use driver::{
+    control::Control,
+    device::Device,
+    registry::Vduse, //
 };
-use control::Control;
-use device::Device;
+use kapi::{
+    cdev::{
+        Cdev,
+        DeviceNode,
+        MINORS, //
+    },
+    vdpa,
+};
 use kernel::{
     prelude::*,
     sync::Arc, //
 };
-use registry::Vduse;
-use vdpa::MgmtDev;
 
 module! {
     type: VduseModule,
@@ -60,24 +56,25 @@ module! {
     license: "GPL",
 }
 
-/// The module: the control device, the cdev of the device nodes, and the shared state (class,
-/// device numbers, devices).
+/// The module: the management device, the control node, the cdevs of the nodes, and the
+/// shared state (class, device numbers, devices).
 ///
-/// Fields are dropped in declaration order: the control node goes before the cdevs, the cdevs
-/// before the shared state that holds the class and the device numbers. Devices hold a
-/// reference on the module, so none exists when it is dropped.
+/// Fields are dropped in declaration order: the management device first (which deletes the
+/// vDPA devices still on the bus), the control node before the cdevs, the cdevs before the
+/// shared state. Devices hold a reference on the module, so none exists when it is dropped.
 #[pin_data]
 struct VduseModule {
-    /// The vDPA management device `vduse` (unregistered first).
-    _mgmt: MgmtDev,
+    /// The vDPA management device `vduse`.
+    #[pin]
+    _mgmt: vdpa::Registration<Vduse>,
     /// `/dev/vduse/control` (minor 0).
-    control_node: DeviceNode,
+    _control_node: DeviceNode,
     /// The cdev of the control device.
     #[pin]
-    control_cdev: Cdev<Control>,
+    _control_cdev: Cdev<Control>,
     /// The cdev of the device nodes (minors 1 to 2^20 - 1).
     #[pin]
-    device_cdev: Cdev<Device>,
+    _device_cdev: Cdev<Device>,
     /// Class, device numbers and devices.
     vduse: Arc<Vduse>,
 }
@@ -86,20 +83,10 @@ impl kernel::InPlaceModule for VduseModule {
     fn init(_module: &'static ThisModule) -> impl PinInit<Self, Error> {
         try_pin_init!(Self {
             vduse: Arc::pin_init(Vduse::new(), GFP_KERNEL)?,
-            _mgmt: MgmtDev::register(vduse.clone())?,
-            device_cdev <- Cdev::add(vduse.clone(), vduse.devt(1)?, MINORS - 1),
-            control_cdev <- Cdev::add(vduse.clone(), vduse.devt(0)?, 1),
-            // SAFETY: The class lives in `vduse`, dropped after this node (declaration order);
-            // the node has no attribute groups.
-            control_node: unsafe {
-                DeviceNode::create(
-                    vduse.class(),
-                    vduse.devt(0)?,
-                    c"control",
-                    core::ptr::null_mut(),
-                    core::ptr::null(),
-                )?
-            },
+            _mgmt <- vdpa::Registration::register(vduse.clone()),
+            _device_cdev <- Cdev::add(vduse.clone(), vduse.devt(1)?, MINORS - 1),
+            _control_cdev <- Cdev::add(vduse.clone(), vduse.devt(0)?, 1),
+            _control_node: DeviceNode::create(vduse.class(), vduse.devt(0)?, c"control")?,
         })
     }
 }

@@ -5,16 +5,35 @@
 //! C version: `struct vduse_virtqueue` in
 //! [`drivers/vdpa/vdpa_user/vduse_dev.c`](srctree/drivers/vdpa/vdpa_user/vduse_dev.c).
 //!
-//! Locks are taken in the order: `config`, then `kick`. `irq_affinity` and `cb` are
-//! independent. `config`, `kick` and `cb` are taken on the kick and interrupt paths, which may
-//! run in atomic context (even in softirq, from a virtqueue notify): they are IRQ-safe
-//! spinlocks, as C's `_bh`/`_irq` locks are.
+//! To avoid deadlocks, locks are taken in the order:
+//!
+//! 1. [`Vq::config`] (spinlock, interrupts disabled);
+//! 2. [`Vq::kick`] (spinlock, interrupts disabled).
+//!
+//! [`Vq::irq_affinity`] (spinlock, process context only: sysfs) and the callback slot [`Vq::cb`]
+//! (its own spinlock, interrupts disabled) are leaves, never held with another lock.
+//!
+//! `kick_vq` and the interrupt path may run in atomic context, even in softirq (a virtqueue
+//! notify under a network queue lock) or hard-irq: `config`, `kick` and `cb` are taken with
+//! interrupts disabled everywhere, so no context that interrupts a holder can deadlock on
+//! them (C's `kick_lock` is taken with a plain `spin_lock` in `vduse_dev_reset`, which lockdep
+//! reports once virtio-net transmits through it).
 
 use crate::{
-    eventfd::EventFdCtx,
-    sysfs::CpuMask,
+    kapi::{
+        cpumask::CpuMask,
+        eventfd::{
+            self,
+            EventFdCtx, //
+        },
+        misc::flush_work,
+        sysfs::Attributes,
+        vdpa::{
+            Callback,
+            CallbackSlot, //
+        },
+    },
     uapi,
-    vdpa::Callback, //
 };
 use kernel::{
     impl_has_work, new_spinlock, new_work,
@@ -76,7 +95,7 @@ pub(crate) struct Vq {
     irq_affinity: SpinLock<CpuMask>,
     /// The vDPA driver's interrupt callback (`irq_lock` in C).
     #[pin]
-    cb: SpinLockIrq<Option<Callback>>,
+    cb: CallbackSlot,
     /// Delivers a kick from a context where an eventfd may not be signalled.
     #[pin]
     kick_work: Work<Vq>,
@@ -101,7 +120,7 @@ impl Vq {
             config <- new_spinlock_irq!(VqConfig::default(), "Vq::config"),
             kick <- new_spinlock_irq!(Kick::default(), "Vq::kick"),
             irq_affinity <- new_spinlock!(CpuMask::all(), "Vq::irq_affinity"),
-            cb <- new_spinlock_irq!(None, "Vq::cb"),
+            cb <- CallbackSlot::new(),
             kick_work <- new_work!("Vq::kick_work"),
         })
     }
@@ -204,31 +223,27 @@ impl Vq {
     }
 
     /// `set_vq_cb`.
-    pub(crate) fn set_cb(&self, cb: Option<Callback>) {
-        *self.cb.lock() = cb;
+    pub(crate) fn set_cb(&self, cb: Callback<'_>) {
+        self.cb.set(cb);
     }
 
     /// Delivers an interrupt to the vDPA driver if the queue is ready and has a callback
     /// (`vduse_vq_irq_inject`).
     pub(crate) fn inject_irq(&self) {
-        let ready = self.ready();
-        let cb = self.cb.lock();
-        if ready {
-            if let Some(cb) = cb.as_ref() {
-                cb.call();
-            }
+        if self.ready() {
+            self.cb.call();
         }
     }
 
     /// `kick_vq`: signals the kick eventfd, latches the kick if there is none; dropped while
     /// the device is suspended or the queue not ready. From inside an eventfd wakeup (vhost's
     /// kick path) another eventfd may not be signalled: the kick is then deferred to a work
-    /// item.
+    /// item. May run in atomic context, even in softirq: takes only IRQ-safe spinlocks.
     pub(crate) fn kick(self: &Arc<Self>, suspended: bool) {
         if suspended || !self.ready() {
             return;
         }
-        if crate::eventfd::signal_allowed() {
+        if eventfd::signal_allowed() {
             self.kick_now();
         } else {
             // Already queued: that run delivers this kick too.
@@ -236,7 +251,7 @@ impl Vq {
         }
     }
 
-    /// Delivers a kick now.
+    /// Delivers a kick now. May run in atomic context.
     fn kick_now(&self) {
         let mut k = self.kick.lock();
         match &k.kickfd {
@@ -247,7 +262,7 @@ impl Vq {
 
     /// Waits until no deferred kick is queued or running.
     pub(crate) fn flush_kicks(&self) {
-        crate::kutil::flush_work(&self.kick_work);
+        flush_work(&self.kick_work);
     }
 
     /// Waits for kicks running on other CPUs to finish (suspend: no kick that passed the
@@ -273,7 +288,7 @@ impl Vq {
             k.kickfd.take()
         };
         drop(old);
-        *self.cb.lock() = None;
+        self.cb.clear();
     }
 
     /// The interrupt affinity.
@@ -292,5 +307,19 @@ impl Vq {
         }
         *self.irq_affinity.lock() = mask;
         Ok(())
+    }
+}
+
+/// `vqN/irq_cb_affinity`.
+impl Attributes for Vq {
+    const NAMES: &'static [&'static CStr] = &[c"irq_cb_affinity"];
+    type Value = CpuMask;
+
+    fn show(&self, _index: usize) -> CpuMask {
+        self.irq_affinity()
+    }
+
+    fn store(&self, _index: usize, input: &CStr) -> Result {
+        self.set_irq_affinity(CpuMask::parse(input)?)
     }
 }

@@ -7,20 +7,25 @@
 //! uAPI: [`include/uapi/linux/vduse.h`](../include/uapi/linux/vduse.h).
 //!
 //! Every open file of the control device has its own API version and VDUSE features; the rules
-//! for both live in [`crate::api`].
+//! for both live in [`super::api`].
 
-use crate::{
+use super::{
     api::{
         ApiVersion,
         Features,
         VDUSE_FEATURES, //
     },
-    chrdev::FileOps,
     device::{
         name_of,
         ValidConfig, //
     },
     registry::Vduse,
+};
+use crate::{
+    kapi::{
+        cdev::CdevOps,
+        file_ops::FileOps, //
+    },
     uapi, //
 };
 use kernel::{
@@ -116,9 +121,7 @@ impl Control {
     }
 }
 
-#[vtable]
-impl FileOps for Control {
-    type Ptr = Pin<KBox<Self>>;
+impl CdevOps for Control {
     type Shared = Arc<Vduse>;
 
     fn open(vduse: &Arc<Vduse>, _minor: u32, _file: &File) -> Result<Self::Ptr> {
@@ -130,6 +133,11 @@ impl FileOps for Control {
             GFP_KERNEL,
         )
     }
+}
+
+#[vtable]
+impl FileOps for Control {
+    type Ptr = Pin<KBox<Self>>;
 
     fn ioctl(this: Pin<&Self>, _file: &File, cmd: u32, arg: usize) -> Result<isize> {
         let user = UserSlice::new(UserPtr::from_addr(arg), _IOC_SIZE(cmd));

@@ -1,6 +1,7 @@
 // SPDX-License-Identifier: GPL-2.0
 
-//! Eventfd contexts: the kick eventfds userspace installs with `VDUSE_VQ_SETUP_KICKFD`.
+//! Eventfd contexts held by a driver (`struct eventfd_ctx`), e.g. an eventfd that userspace
+//! passed by file descriptor, and signalled from any context.
 //!
 //! C header: [`include/linux/eventfd.h`](srctree/include/linux/eventfd.h).
 
@@ -37,7 +38,8 @@ impl EventFdCtx {
         Ok(Self { ctx })
     }
 
-    /// Signals the eventfd (adds 1 to its counter).
+    /// Signals the eventfd (adds 1 to its counter). May be called in atomic context, but not from
+    /// inside another eventfd's wakeup (see [`signal_allowed`]).
     pub(crate) fn signal(&self) {
         // SAFETY: `ctx` is valid (type invariant).
         unsafe { bindings::eventfd_signal_mask(self.ctx, 0) };

@@ -1,34 +1,36 @@
 // SPDX-License-Identifier: GPL-2.0
 
-//! Character devices of a device class: the `/dev/vduse/*` nodes and `/sys/class/vduse`.
+//! Character devices of a device class: a class, its device numbers, a `cdev` and device nodes.
 //!
 //! C headers: [`include/linux/cdev.h`](srctree/include/linux/cdev.h),
 //! [`include/linux/device/class.h`](srctree/include/linux/device/class.h),
 //! [`include/linux/fs.h`](srctree/include/linux/fs.h).
 //!
-//! `MiscDeviceRegistration` gives one node per registration and no class of our own; VDUSE needs
-//! a class (`/sys/class/vduse`), a `devnode` callback (`/dev/vduse/NAME`) and one `cdev` covering
-//! up to 2^20 minors. This file is the thin `unsafe` layer for those, written in the style of
-//! `rust/kernel/miscdevice.rs`; the driver logic above it has no `unsafe`.
+//! `MiscDeviceRegistration` gives one node per registration and no class of its own; a driver
+//! with a class (`/sys/class/NAME`), nodes in a subdirectory of `/dev` (a `devnode` callback)
+//! and one `cdev` covering many minors needs these instead. Upstream this would be
+//! `kernel::cdev` and `kernel::device::class`.
 
+use super::{
+    file_ops::{
+        FileOps,
+        FileOpsVTable, //
+    },
+    sysfs::{
+        self,
+        Attributes, //
+    },
+};
 use core::marker::PhantomData;
 use kernel::{
     bindings,
     error::{
         from_err_ptr,
-        to_result,
-        VTABLE_DEFAULT_ERROR, //
+        to_result, //
     },
-    fs::{
-        File,
-        Kiocb, //
-    },
-    iov::{
-        IovIterDest,
-        IovIterSource, //
-    },
+    fs::File,
     prelude::*,
-    sync::poll::PollTable,
+    sync::Arc,
     types::{
         ForeignOwnable,
         Opaque, //
@@ -67,7 +69,11 @@ unsafe impl Sync for Class {}
 
 impl Class {
     /// Registers the class `name`; its device nodes appear as `/dev/<dir>/<device name>`.
-    pub(crate) fn register(name: &'static CStr, dir: &'static CStr) -> impl PinInit<Self, Error> {
+    pub(crate) fn register(name: &'static CStr, dir: &'static CStr) -> Result<Arc<Self>> {
+        Arc::pin_init(Self::new(name, dir), GFP_KERNEL)
+    }
+
+    fn new(name: &'static CStr, dir: &'static CStr) -> impl PinInit<Self, Error> {
         try_pin_init!(Self {
             dir,
             inner <- Opaque::try_ffi_init(move |slot: *mut bindings::class| {
@@ -121,7 +127,7 @@ impl Class {
 impl PinnedDrop for Class {
     fn drop(self: Pin<&mut Self>) {
         // SAFETY: Registered by the type invariant; every device created in it is gone because a
-        // [`DeviceNode`] cannot outlive the `&Class` it was created from.
+        // [`DeviceNode`] holds a reference on its class.
         unsafe { bindings::class_unregister(self.inner.get()) };
     }
 }
@@ -174,61 +180,13 @@ impl Drop for ChrdevRegion {
     }
 }
 
-/// The file operations of the nodes of a [`Cdev`].
-#[vtable]
-pub(crate) trait FileOps: Sized {
-    /// What kind of pointer the per-open state is wrapped in.
-    type Ptr: ForeignOwnable + Send + Sync;
-    /// Data shared by all nodes of the `cdev`, handed to [`FileOps::open`].
+/// The operations of the nodes of a [`Cdev`]: [`FileOps`] and an `open` by minor number.
+pub(crate) trait CdevOps: FileOps {
+    /// Data shared by all nodes of the `cdev`, handed to [`CdevOps::open`].
     type Shared: Send + Sync;
 
     /// Opens minor `minor`. The returned pointer becomes the private data of the file.
     fn open(shared: &Self::Shared, minor: u32, file: &File) -> Result<Self::Ptr>;
-
-    /// Releases the file.
-    fn release(this: Self::Ptr, _file: &File) {
-        drop(this);
-    }
-
-    /// `read_iter`.
-    fn read_iter(_kiocb: Kiocb<'_, Self::Ptr>, _iov: &mut IovIterDest<'_>) -> Result<usize> {
-        build_error!(VTABLE_DEFAULT_ERROR)
-    }
-
-    /// `write_iter`.
-    fn write_iter(_kiocb: Kiocb<'_, Self::Ptr>, _iov: &mut IovIterSource<'_>) -> Result<usize> {
-        build_error!(VTABLE_DEFAULT_ERROR)
-    }
-
-    /// `poll`: registers the waits and returns the `EPOLL*` mask.
-    fn poll(
-        _this: <Self::Ptr as ForeignOwnable>::Borrowed<'_>,
-        _file: &File,
-        _table: PollTable<'_>,
-    ) -> u32 {
-        build_error!(VTABLE_DEFAULT_ERROR)
-    }
-
-    /// `unlocked_ioctl`.
-    fn ioctl(
-        _this: <Self::Ptr as ForeignOwnable>::Borrowed<'_>,
-        _file: &File,
-        _cmd: u32,
-        _arg: usize,
-    ) -> Result<isize> {
-        build_error!(VTABLE_DEFAULT_ERROR)
-    }
-
-    /// `compat_ioctl`; without it, `compat_ptr_ioctl` forwards to [`FileOps::ioctl`].
-    #[cfg(CONFIG_COMPAT)]
-    fn compat_ioctl(
-        _this: <Self::Ptr as ForeignOwnable>::Borrowed<'_>,
-        _file: &File,
-        _cmd: u32,
-        _arg: usize,
-    ) -> Result<isize> {
-        build_error!(VTABLE_DEFAULT_ERROR)
-    }
 }
 
 /// A character device (`struct cdev`) serving a range of minors with the operations of `T`.
@@ -239,7 +197,7 @@ pub(crate) trait FileOps: Sized {
 /// `cdev_add()`, and is deleted exactly once, in `drop`. `shared` is initialised before `cdev` is
 /// added and dropped after it is deleted.
 #[pin_data(PinnedDrop)]
-pub(crate) struct Cdev<T: FileOps> {
+pub(crate) struct Cdev<T: CdevOps> {
     /// Handed to every `open`.
     shared: T::Shared,
     #[pin]
@@ -248,11 +206,13 @@ pub(crate) struct Cdev<T: FileOps> {
 }
 
 // SAFETY: `cdev_del` may be called from any thread; `T::Shared` is `Send`.
-unsafe impl<T: FileOps> Send for Cdev<T> {}
+unsafe impl<T: CdevOps> Send for Cdev<T> {}
 // SAFETY: `&Cdev` only gives access to `T::Shared`, which is `Sync`.
-unsafe impl<T: FileOps> Sync for Cdev<T> {}
+unsafe impl<T: CdevOps> Sync for Cdev<T> {}
 
-impl<T: FileOps> Cdev<T> {
+impl<T: CdevOps> Cdev<T> {
+    const VTABLE: bindings::file_operations = FileOpsVTable::<T>::build(Some(Self::open));
+
     /// Adds a cdev for `count` device numbers starting at `first`.
     pub(crate) fn add(
         shared: T::Shared,
@@ -275,7 +235,7 @@ impl<T: FileOps> Cdev<T> {
         })
     }
 
-    /// The `Cdev` a file of this cdev was opened through.
+    /// The `Cdev` a file of this cdev is being opened through.
     ///
     /// # Safety
     ///
@@ -291,6 +251,9 @@ impl<T: FileOps> Cdev<T> {
         unsafe { &*kernel::container_of!(cdev.cast::<Opaque<bindings::cdev>>(), Self, cdev) }
     }
 
+    /// The `open` of [`Cdev::VTABLE`]: sets the private data to a `T::Ptr`, as
+    /// [`FileOpsVTable::build`] requires.
+    ///
     /// # Safety
     ///
     /// `inode` and `file` are a file being opened through this cdev.
@@ -305,7 +268,7 @@ impl<T: FileOps> Cdev<T> {
         let file = unsafe { File::from_raw_file(raw_file) };
         match T::open(&this.shared, minor, file) {
             Ok(ptr) => {
-                // SAFETY: `open` may set the private data; every other callback reads it back
+                // SAFETY: `open` may set the private data; the other operations read it back
                 // as `T::Ptr`.
                 unsafe { (*raw_file).private_data = ptr.into_foreign().cast() };
                 0
@@ -313,150 +276,10 @@ impl<T: FileOps> Cdev<T> {
             Err(e) => e.to_errno(),
         }
     }
-
-    /// # Safety
-    ///
-    /// `file` is a file of this cdev being released.
-    unsafe extern "C" fn release(_inode: *mut bindings::inode, file: *mut bindings::file) -> c_int {
-        // SAFETY: The private data was set by `open`; release takes it back exactly once.
-        let ptr = unsafe { <T::Ptr as ForeignOwnable>::from_foreign((*file).private_data.cast()) };
-        // SAFETY:
-        // * The file is valid for the duration of this call.
-        // * There is no active fdget_pos region on the file on this thread.
-        T::release(ptr, unsafe { File::from_raw_file(file) });
-        0
-    }
-
-    /// # Safety
-    ///
-    /// `kiocb` is for a file of this cdev; `iter` is a valid destination iterator.
-    unsafe extern "C" fn read_iter(
-        kiocb: *mut bindings::kiocb,
-        iter: *mut bindings::iov_iter,
-    ) -> isize {
-        // SAFETY: The file of `kiocb` was opened through `open`, so its private data is a
-        // `T::Ptr`.
-        let kiocb = unsafe { Kiocb::from_raw(kiocb) };
-        // SAFETY: `iter` is a valid iterator for writing.
-        let iov = unsafe { IovIterDest::from_raw(iter) };
-        match T::read_iter(kiocb, iov) {
-            // CAST: A read never exceeds `isize::MAX` bytes.
-            Ok(n) => n as isize,
-            Err(e) => e.to_errno() as isize,
-        }
-    }
-
-    /// # Safety
-    ///
-    /// `kiocb` is for a file of this cdev; `iter` is a valid source iterator.
-    unsafe extern "C" fn write_iter(
-        kiocb: *mut bindings::kiocb,
-        iter: *mut bindings::iov_iter,
-    ) -> isize {
-        // SAFETY: The file of `kiocb` was opened through `open`, so its private data is a
-        // `T::Ptr`.
-        let kiocb = unsafe { Kiocb::from_raw(kiocb) };
-        // SAFETY: `iter` is a valid iterator for reading.
-        let iov = unsafe { IovIterSource::from_raw(iter) };
-        match T::write_iter(kiocb, iov) {
-            // CAST: A write never exceeds `isize::MAX` bytes.
-            Ok(n) => n as isize,
-            Err(e) => e.to_errno() as isize,
-        }
-    }
-
-    /// # Safety
-    ///
-    /// `file` is a file of this cdev; `table` is a valid poll table (or NULL).
-    unsafe extern "C" fn poll(
-        file: *mut bindings::file,
-        table: *mut bindings::poll_table_struct,
-    ) -> bindings::__poll_t {
-        // SAFETY: The private data was set by `open` and is released only in `release`.
-        let this = unsafe { <T::Ptr as ForeignOwnable>::borrow((*file).private_data.cast()) };
-        // SAFETY:
-        // * The file is valid for the duration of this call.
-        // * There is no active fdget_pos region on the file on this thread.
-        let f = unsafe { File::from_raw_file(file) };
-        // SAFETY: `table` is the poll table of this `poll` call.
-        let table = unsafe { PollTable::from_raw(table) };
-        T::poll(this, f, table)
-    }
-
-    /// # Safety
-    ///
-    /// `file` is a file of this cdev.
-    unsafe extern "C" fn ioctl(file: *mut bindings::file, cmd: c_uint, arg: c_ulong) -> c_long {
-        // SAFETY: The private data was set by `open` and is released only in `release`.
-        let this = unsafe { <T::Ptr as ForeignOwnable>::borrow((*file).private_data.cast()) };
-        // SAFETY:
-        // * The file is valid for the duration of this call.
-        // * There is no active fdget_pos region on the file on this thread.
-        let f = unsafe { File::from_raw_file(file) };
-        match T::ioctl(this, f, cmd, arg) {
-            // CAST: `long` and `isize` have the same size in the kernel.
-            Ok(ret) => ret as c_long,
-            Err(e) => e.to_errno() as c_long,
-        }
-    }
-
-    /// # Safety
-    ///
-    /// `file` is a file of this cdev.
-    #[cfg(CONFIG_COMPAT)]
-    unsafe extern "C" fn compat_ioctl(
-        file: *mut bindings::file,
-        cmd: c_uint,
-        arg: c_ulong,
-    ) -> c_long {
-        // SAFETY: The private data was set by `open` and is released only in `release`.
-        let this = unsafe { <T::Ptr as ForeignOwnable>::borrow((*file).private_data.cast()) };
-        // SAFETY:
-        // * The file is valid for the duration of this call.
-        // * There is no active fdget_pos region on the file on this thread.
-        let f = unsafe { File::from_raw_file(file) };
-        match T::compat_ioctl(this, f, cmd, arg) {
-            // CAST: `long` and `isize` have the same size in the kernel.
-            Ok(ret) => ret as c_long,
-            Err(e) => e.to_errno() as c_long,
-        }
-    }
-
-    const VTABLE: bindings::file_operations = bindings::file_operations {
-        open: Some(Self::open),
-        release: Some(Self::release),
-        read_iter: if T::HAS_READ_ITER {
-            Some(Self::read_iter)
-        } else {
-            None
-        },
-        write_iter: if T::HAS_WRITE_ITER {
-            Some(Self::write_iter)
-        } else {
-            None
-        },
-        poll: if T::HAS_POLL { Some(Self::poll) } else { None },
-        unlocked_ioctl: if T::HAS_IOCTL {
-            Some(Self::ioctl)
-        } else {
-            None
-        },
-        #[cfg(CONFIG_COMPAT)]
-        compat_ioctl: if T::HAS_COMPAT_IOCTL {
-            Some(Self::compat_ioctl)
-        } else if T::HAS_IOCTL {
-            bindings::compat_ptr_ioctl
-        } else {
-            None
-        },
-        llseek: Some(bindings::noop_llseek),
-        owner: kernel::module::this_module::<T::OwnerModule>().as_ptr(),
-        ..pin_init::zeroed()
-    };
 }
 
 #[pinned_drop]
-impl<T: FileOps> PinnedDrop for Cdev<T> {
+impl<T: CdevOps> PinnedDrop for Cdev<T> {
     fn drop(self: Pin<&mut Self>) {
         // SAFETY: Added in `add` (type invariant). Files still open keep a reference to the
         // cdev's kobject, not to `self`, and hold the module, so no `open` can run after this.
@@ -464,40 +287,83 @@ impl<T: FileOps> PinnedDrop for Cdev<T> {
     }
 }
 
-/// A device node of a [`Class`] (`device_create`), e.g. `/dev/vduse/control`.
+/// A device node of a [`Class`] (`device_create`), e.g. `/dev/DIR/NAME`, optionally with
+/// read-write sysfs attributes served by its driver data.
 ///
 /// # Invariants
 ///
-/// `dev` was created with `device_create()` for `devt` in `class`; it is destroyed exactly once,
-/// in `drop`; `class` outlives this object.
+/// `dev` was created with `device_create_with_groups()` for `devt` in `class`, with the
+/// attribute groups of `data`'s type and `data` as driver data (or neither); it is destroyed
+/// exactly once, in `drop`, before `data` and `class` are released.
 pub(crate) struct DeviceNode {
-    class: *mut bindings::class,
-    devt: bindings::dev_t,
     dev: *mut bindings::device,
+    devt: bindings::dev_t,
+    class: Arc<Class>,
+    data: Option<Arc<dyn Send + Sync>>,
 }
 
-// SAFETY: `device_destroy` may be called from any thread.
+// SAFETY: `device_destroy` may be called from any thread; the driver data is `Send + Sync`.
 unsafe impl Send for DeviceNode {}
 // SAFETY: `&DeviceNode` gives no access to the device beyond its raw pointer.
 unsafe impl Sync for DeviceNode {}
 
 impl DeviceNode {
-    /// Creates the node `name` for `devt` in `class`, with the sysfs attribute `groups`.
+    /// Creates the node `name` for `devt` in `class`, without attributes.
+    pub(crate) fn create(class: &Arc<Class>, devt: bindings::dev_t, name: &CStr) -> Result<Self> {
+        // SAFETY: No driver data and no groups.
+        unsafe { Self::create_raw(class, devt, name, core::ptr::null_mut(), core::ptr::null()) }
+            .map(|dev| Self {
+                dev,
+                devt,
+                class: class.clone(),
+                data: None,
+            })
+    }
+
+    /// Creates the node `name` for `devt` in `class`, with the read-write attributes of `T`
+    /// served by `data`, which the node holds until it is destroyed.
+    pub(crate) fn with_attrs<T: Attributes + Send + Sync + 'static>(
+        class: &Arc<Class>,
+        devt: bindings::dev_t,
+        name: &CStr,
+        data: Arc<T>,
+    ) -> Result<Self> {
+        // SAFETY: The driver data is the `T` of `data`, which the node keeps until after the
+        // device is destroyed; the groups are those of `T` (static).
+        let dev = unsafe {
+            Self::create_raw(
+                class,
+                devt,
+                name,
+                Arc::as_ptr(&data).cast_mut().cast(),
+                sysfs::DeviceAttrTable::<T>::groups(),
+            )?
+        };
+        // INVARIANT: Created with `T`'s groups and `data` as driver data.
+        Ok(Self {
+            dev,
+            devt,
+            class: class.clone(),
+            data: Some(data),
+        })
+    }
+
+    /// `device_create_with_groups()`.
     ///
     /// # Safety
     ///
-    /// `class` outlives the returned object, and `groups` (NULL or a NULL-terminated array of
-    /// attribute groups) outlives it too.
-    pub(crate) unsafe fn create(
+    /// `groups` is NULL or a static, NULL-terminated array of attribute groups whose handlers
+    /// accept `drvdata` as the driver data, valid until the device is destroyed.
+    unsafe fn create_raw(
         class: &Class,
         devt: bindings::dev_t,
         name: &CStr,
         drvdata: *mut c_void,
         groups: *const *const bindings::attribute_group,
-    ) -> Result<Self> {
+    ) -> Result<*mut bindings::device> {
         // SAFETY: `class` is registered; the format takes one string, `name`, which
-        // `device_create_with_groups` copies. `groups` is valid by the caller's guarantee.
-        let dev = from_err_ptr(unsafe {
+        // `device_create_with_groups` copies. `groups` and `drvdata` are valid (caller).
+        from_err_ptr(unsafe {
             bindings::device_create_with_groups(
                 class.as_raw(),
                 core::ptr::null_mut(),
@@ -508,12 +374,6 @@ impl DeviceNode {
                 c"%s".as_char_ptr(),
                 name.as_char_ptr(),
             )
-        })?;
-        // INVARIANT: Created just above; the caller guarantees the class outlives us.
-        Ok(Self {
-            class: class.as_raw(),
-            devt,
-            dev,
         })
     }
 
@@ -525,14 +385,10 @@ impl DeviceNode {
 
 impl Drop for DeviceNode {
     fn drop(&mut self) {
-        // SAFETY: By the type invariant the device exists and the class is still registered.
-        unsafe { bindings::device_destroy(self.class, self.devt) };
+        // SAFETY: By the type invariant the device exists and the class is registered (we hold
+        // it). `device_destroy` removes the attributes and waits for running handlers, so the
+        // driver data (dropped after this) is no longer used.
+        unsafe { bindings::device_destroy(self.class.as_raw(), self.devt) };
+        drop(self.data.take());
     }
-}
-
-/// The `f_flags` of the file of `kiocb` (e.g. `O_NONBLOCK`).
-pub(crate) fn kiocb_file_flags<T: ForeignOwnable>(kiocb: &Kiocb<'_, T>) -> u32 {
-    // SAFETY: A `Kiocb` wraps a valid `struct kiocb` whose `ki_filp` is the file being read or
-    // written, alive for the call. `f_flags` is read like `File::flags` does (racy by design).
-    unsafe { core::ptr::read_volatile(&raw const (*(*kiocb.as_raw()).ki_filp).f_flags) }
 }

@@ -15,7 +15,8 @@
 //! is gone.
 
 use crate::{
-    kutil::{
+    ffi,
+    kapi::completion::{
         KillableCompletion,
         WaitEnd, //
     },
@@ -36,16 +37,13 @@ use kernel::{
     },
 };
 
-/// `EPOLLIN`.
-pub(crate) const EPOLLIN: u32 = 0x1;
-/// `EPOLLOUT`.
-pub(crate) const EPOLLOUT: u32 = 0x4;
-/// `EPOLLERR`.
-pub(crate) const EPOLLERR: u32 = 0x8;
-/// `EPOLLRDNORM`.
-pub(crate) const EPOLLRDNORM: u32 = 0x40;
-/// `EPOLLWRNORM`.
-pub(crate) const EPOLLWRNORM: u32 = 0x100;
+use ffi::{
+    EPOLLERR,
+    EPOLLIN,
+    EPOLLOUT,
+    EPOLLRDNORM,
+    EPOLLWRNORM, //
+};
 
 /// A request on its way: the request and the completion its sender waits on.
 struct Pending {
@@ -104,7 +102,8 @@ pub(crate) enum ReadMode {
 
 /// The message channel of one device.
 ///
-/// Locks: `inner` is a leaf lock; `readers` is only waited on with it held.
+/// Locks: `inner` (a spinlock, process context only) is a leaf lock; `readers` is only waited
+/// on with it held. [`MsgChannel::send`] sleeps: it is never called with a lock held.
 #[pin_data]
 pub(crate) struct MsgChannel {
     #[pin]
@@ -228,8 +227,16 @@ impl MsgChannel {
     ///
     /// `EIO` if the device is broken, the request timed out or was interrupted by a fatal
     /// signal, or the daemon answered `VDUSE_REQ_RESULT_FAILED`; `ENOMEM`.
-    pub(crate) fn send(&self, mut req: DevRequest, timeout_secs: u32) -> Result<DevResponse> {
+    pub(crate) fn send(&self, req: DevRequest, timeout_secs: u32) -> Result<DevResponse> {
         let waiter = Arc::pin_init(KillableCompletion::new(), GFP_KERNEL)?;
+        let id = self.enqueue(req, waiter.clone())?;
+        let end = waiter.wait(timeout_secs);
+        self.collect(id, end)
+    }
+
+    /// The first half of [`MsgChannel::send`]: queues `req` with a new id (returned), whose
+    /// response completes `waiter`.
+    fn enqueue(&self, mut req: DevRequest, waiter: Arc<KillableCompletion>) -> Result<u32> {
         let id = {
             let mut ch = self.inner.lock();
             if ch.broken {
@@ -238,17 +245,16 @@ impl MsgChannel {
             let id = ch.next_id;
             ch.next_id = id.wrapping_add(1);
             req.request_id = id;
-            ch.send.push(
-                Pending {
-                    req,
-                    waiter: waiter.clone(),
-                },
-                GFP_ATOMIC,
-            )?;
+            ch.send.push(Pending { req, waiter }, GFP_ATOMIC)?;
             id
         };
         self.readers.notify_all();
-        let end = waiter.wait(timeout_secs);
+        Ok(id)
+    }
+
+    /// The second half of [`MsgChannel::send`], once the wait for request `id` ended with
+    /// `end`: its response, or why there is none.
+    fn collect(&self, id: u32, end: WaitEnd) -> Result<DevResponse> {
         let mut ch = self.inner.lock();
         let resp = match ch.done.iter().position(|r| r.request_id == id) {
             Some(pos) => ch.done.remove(pos).ok(),
@@ -278,5 +284,123 @@ impl MsgChannel {
     /// Whether the device is broken (a request timed out).
     pub(crate) fn is_broken(&self) -> bool {
         self.inner.lock().broken
+    }
+}
+
+#[kunit_tests(vduse_rs_msg)]
+mod tests {
+    use super::*;
+    use crate::uapi::VDUSE_REQ_RESULT_FAILED;
+
+    fn channel() -> Result<Pin<KBox<MsgChannel>>> {
+        KBox::pin_init(MsgChannel::new(), GFP_KERNEL)
+    }
+
+    /// Queues a request of type `ty`; its id and the completion its sender would wait on.
+    fn enqueue(ch: &MsgChannel, ty: u32) -> Result<(u32, Arc<KillableCompletion>)> {
+        let waiter = Arc::pin_init(KillableCompletion::new(), GFP_KERNEL)?;
+        let id = ch.enqueue(DevRequest::new(ty), waiter.clone())?;
+        Ok((id, waiter))
+    }
+
+    fn read_type(ch: &MsgChannel) -> Result<u32> {
+        ch.read(ReadMode::NonBlocking).map(|r| r.type_)
+    }
+
+    fn answer(id: u32, result: u32) -> DevResponse {
+        DevResponse {
+            request_id: id,
+            result,
+            reserved: [0; 4],
+            payload: [0; 32],
+        }
+    }
+
+    #[test]
+    fn fifo_and_poll() -> Result {
+        let ch = channel()?;
+        assert_eq!(ch.poll_mask(), 0);
+        assert_eq!(read_type(&ch), Err(EAGAIN));
+        let (a, _) = enqueue(&ch, 1)?;
+        let (b, _) = enqueue(&ch, 2)?;
+        assert_eq!(b, a.wrapping_add(1));
+        assert_eq!(ch.poll_mask(), EPOLLIN | EPOLLRDNORM);
+        assert_eq!(read_type(&ch), Ok(1));
+        assert_eq!(
+            ch.poll_mask(),
+            EPOLLIN | EPOLLRDNORM | EPOLLOUT | EPOLLWRNORM
+        );
+        assert_eq!(read_type(&ch), Ok(2));
+        assert_eq!(ch.poll_mask(), EPOLLOUT | EPOLLWRNORM);
+        assert_eq!(read_type(&ch), Err(EAGAIN));
+        Ok(())
+    }
+
+    #[test]
+    fn responses_by_id() -> Result {
+        let ch = channel()?;
+        let (a, wa) = enqueue(&ch, 1)?;
+        let (b, wb) = enqueue(&ch, 2)?;
+        // Not read yet: no response is accepted.
+        assert_eq!(ch.write(answer(a, VDUSE_REQ_RESULT_OK)), Err(ENOENT));
+        read_type(&ch)?;
+        read_type(&ch)?;
+        let mut bad = answer(b, VDUSE_REQ_RESULT_OK);
+        bad.reserved[2] = 1;
+        assert_eq!(ch.write(bad), Err(EINVAL));
+        // Out of order, by id.
+        assert_eq!(ch.write(answer(b, VDUSE_REQ_RESULT_FAILED)), Ok(()));
+        assert_eq!(wb.wait(1), WaitEnd::Completed);
+        assert_eq!(ch.collect(b, WaitEnd::Completed).map(|_| ()), Err(EIO));
+        assert_eq!(ch.write(answer(a, VDUSE_REQ_RESULT_OK)), Ok(()));
+        assert_eq!(wa.wait(1), WaitEnd::Completed);
+        assert_eq!(
+            ch.collect(a, WaitEnd::Completed).map(|r| r.request_id),
+            Ok(a)
+        );
+        // Answered once only.
+        assert_eq!(ch.write(answer(a, VDUSE_REQ_RESULT_OK)), Err(ENOENT));
+        assert!(!ch.is_broken());
+        Ok(())
+    }
+
+    #[test]
+    fn requeue() -> Result {
+        let ch = channel()?;
+        let (a, _) = enqueue(&ch, 1)?;
+        enqueue(&ch, 2)?;
+        enqueue(&ch, 3)?;
+        // A failed copy to userspace puts the request back at the head.
+        assert_eq!(read_type(&ch), Ok(1));
+        ch.unread(a);
+        assert_eq!(read_type(&ch), Ok(1));
+        assert_eq!(read_type(&ch), Ok(2));
+        // The daemon closes: read-and-unanswered requests go first, in their order.
+        ch.requeue_unanswered();
+        assert_eq!(read_type(&ch), Ok(1));
+        assert_eq!(read_type(&ch), Ok(2));
+        assert_eq!(read_type(&ch), Ok(3));
+        assert_eq!(read_type(&ch), Err(EAGAIN));
+        Ok(())
+    }
+
+    #[test]
+    fn timeout_breaks() -> Result {
+        let ch = channel()?;
+        let (a, _) = enqueue(&ch, 1)?;
+        let (_, wb) = enqueue(&ch, 2)?;
+        read_type(&ch)?;
+        // A killed sender withdraws its request; the device stays usable.
+        assert_eq!(ch.collect(a, WaitEnd::Killed).map(|_| ()), Err(EIO));
+        assert!(!ch.is_broken());
+        assert_eq!(ch.write(answer(a, VDUSE_REQ_RESULT_OK)), Err(ENOENT));
+        // A timeout breaks it: pending senders are woken, new requests fail.
+        let (c, _) = enqueue(&ch, 3)?;
+        assert_eq!(ch.collect(c, WaitEnd::TimedOut).map(|_| ()), Err(EIO));
+        assert!(ch.is_broken());
+        assert_eq!(wb.wait(1), WaitEnd::Completed);
+        assert_eq!(ch.poll_mask() & EPOLLERR, EPOLLERR);
+        assert_eq!(enqueue(&ch, 4).map(|_| ()), Err(EIO));
+        Ok(())
     }
 }

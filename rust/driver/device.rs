@@ -7,35 +7,52 @@
 //! [`drivers/vdpa/vdpa_user/vduse_dev.c`](srctree/drivers/vdpa/vdpa_user/vduse_dev.c).
 //! uAPI: [`include/uapi/linux/vduse.h`](../include/uapi/linux/vduse.h).
 //!
-//! Locks are taken in the order: `state`, then `domain`, then `config`; each [`Vq`] and the
-//! [`MsgChannel`] have leaf locks of their own.
+//! To avoid deadlocks, locks are taken in the order:
+//!
+//! 1. [`Device::state`] (mutex);
+//! 2. [`Device::sysfs`] (mutex);
+//! 3. [`Device::domain`] (mutex);
+//! 4. [`Device::config`] (mutex);
+//! 5. the locks of a [`Vq`] (spinlocks, interrupts disabled; order in [`super::vq`]).
+//!
+//! The message channel ([`MsgChannel`], a spinlock) and the config callback slot (a spinlock,
+//! interrupts disabled) are leaves: no other lock is taken while they are held, and no message
+//! is sent (which sleeps) while any lock of this list is held. `vdpa dev add` takes 1, 2, 3 in
+//! that order (`init_vdpa`). The mutexes are taken in process context only; `kick_vq`, which
+//! may run in atomic context, takes none of them (it reads [`Device::suspended`], an atomic).
 
-use crate::{
+use super::{
     api::{
         ApiVersion,
         Features, //
-    },
-    chrdev::FileOps,
-    eventfd::EventFdCtx,
-    kutil::{
-        index_nospec,
-        parse_u32,
-        ModuleRef, //
     },
     msg::{
         MsgChannel,
         ReadMode, //
     },
-    registry::Vduse,
-    sysfs::DeviceSysfs,
-    uapi,
-    vdpa::{
-        Callback,
-        IotlbMap, //
-    },
     vq::Vq,
 };
+use crate::{
+    ffi,
+    kapi::{
+        cdev::Class,
+        eventfd::EventFdCtx,
+        file_ops::{
+            kiocb_nonblock,
+            FileOps, //
+        },
+        misc::parse_u32,
+        module_ref::ModuleRef,
+        nospec::index_nospec,
+        vdpa::{
+            CallbackSlot,
+            IotlbMap, //
+        },
+    },
+    uapi,
+};
 
+mod sysfs_attrs;
 mod vdpa_ops;
 use kernel::{
     fs::{
@@ -48,7 +65,7 @@ use kernel::{
         IovIterDest,
         IovIterSource, //
     },
-    new_mutex, new_spinlock,
+    new_mutex,
     page::PAGE_SIZE,
     prelude::*,
     sync::{
@@ -60,8 +77,7 @@ use kernel::{
         poll::PollTable,
         Arc,
         ArcBorrow,
-        Mutex,
-        SpinLock, //
+        Mutex, //
     },
     transmute::{
         AsBytes,
@@ -75,30 +91,34 @@ use kernel::{
 
 /// Virtio device ids a VDUSE device may have (`allowed_device_id` in C).
 pub(crate) mod virtio_id {
+    use crate::ffi;
+
     /// `VIRTIO_ID_NET`.
-    pub(crate) const NET: u32 = 1;
+    pub(crate) const NET: u32 = ffi::VIRTIO_ID_NET;
     /// `VIRTIO_ID_BLOCK`.
-    pub(crate) const BLOCK: u32 = 2;
+    pub(crate) const BLOCK: u32 = ffi::VIRTIO_ID_BLOCK;
     /// `VIRTIO_ID_FS`.
-    pub(crate) const FS: u32 = 26;
+    pub(crate) const FS: u32 = ffi::VIRTIO_ID_FS;
 }
 
 /// Virtio feature bits the creation rules look at.
 mod virtio_f {
+    use crate::ffi;
+
     /// `VIRTIO_BLK_F_CONFIG_WCE`.
-    pub(super) const BLK_CONFIG_WCE: u64 = 1 << 11;
+    pub(super) const BLK_CONFIG_WCE: u64 = 1 << ffi::VIRTIO_BLK_F_CONFIG_WCE;
     /// `VIRTIO_NET_F_CTRL_VQ`.
-    pub(super) const NET_CTRL_VQ: u64 = 1 << 17;
+    pub(super) const NET_CTRL_VQ: u64 = 1 << ffi::VIRTIO_NET_F_CTRL_VQ;
     /// `VIRTIO_F_VERSION_1`.
-    pub(super) const VERSION_1: u64 = 1 << 32;
+    pub(super) const VERSION_1: u64 = 1 << ffi::VIRTIO_F_VERSION_1;
     /// `VIRTIO_F_ACCESS_PLATFORM`.
-    pub(super) const ACCESS_PLATFORM: u64 = 1 << 33;
+    pub(super) const ACCESS_PLATFORM: u64 = 1 << ffi::VIRTIO_F_ACCESS_PLATFORM;
 }
 
 /// `VIRTIO_F_RING_PACKED`.
-const VIRTIO_F_RING_PACKED: u64 = 1 << 34;
+const VIRTIO_F_RING_PACKED: u64 = 1 << ffi::VIRTIO_F_RING_PACKED;
 /// `VIRTIO_CONFIG_S_DRIVER_OK`.
-const STATUS_DRIVER_OK: u8 = 4;
+const STATUS_DRIVER_OK: u8 = ffi::VIRTIO_CONFIG_S_DRIVER_OK;
 /// `VRING_USED_ALIGN_SIZE`: the smallest virtqueue alignment.
 const VRING_USED_ALIGN_SIZE: u32 = 4;
 /// Largest number of virtqueues.
@@ -232,16 +252,28 @@ impl Domain {
         self.maps
             .iter()
             .find(|(a, _)| *a == asid)
-            .and_then(|(_, maps)| maps.iter().find(|m| m.start <= last && start <= m.last))
+            .and_then(|(_, maps)| first_overlap(maps, |m| (m.start, m.last), start, last))
             .ok_or(EINVAL)
     }
+}
+
+/// The first of `items` (sorted by start) whose range `(start, last)` (inclusive, from
+/// `range`) overlaps `start..=last`, as `vhost_iotlb_itree_first` finds it.
+fn first_overlap<T>(
+    items: &[T],
+    range: impl Fn(&T) -> (u64, u64),
+    start: u64,
+    last: u64,
+) -> Option<&T> {
+    items.iter().find(|m| {
+        let (s, l) = range(m);
+        s <= last && start <= l
+    })
 }
 
 /// One VDUSE device.
 #[pin_data]
 pub(crate) struct Device {
-    /// The module-wide state (keeps the class alive while the node exists).
-    vduse: Arc<Vduse>,
     /// NUL-terminated name.
     name: [u8; uapi::VDUSE_NAME_MAX],
     /// Minor number of the node.
@@ -281,11 +313,11 @@ pub(crate) struct Device {
     msgs: MsgChannel,
     /// The vDPA driver's config interrupt callback.
     #[pin]
-    config_cb: SpinLock<Option<Callback>>,
+    config_cb: CallbackSlot,
     /// Node and sysfs objects; `None` once destroyed (they hold a reference on the device,
     /// dropped there).
     #[pin]
-    sysfs: Mutex<Option<DeviceSysfs>>,
+    sysfs: Mutex<Option<sysfs_attrs::DeviceSysfs>>,
     /// The module stays loaded while a device exists.
     _module: ModuleRef,
 }
@@ -293,7 +325,6 @@ pub(crate) struct Device {
 impl Device {
     /// Creates a device (without its node) from a validated config.
     pub(crate) fn new(
-        vduse: Arc<Vduse>,
         cfg: &ValidConfig,
         config: KVec<u8>,
         minor: u32,
@@ -306,7 +337,6 @@ impl Device {
         }
         Arc::pin_init(
             try_pin_init!(Self {
-                vduse,
                 name: cfg.name,
                 minor,
                 api,
@@ -331,7 +361,7 @@ impl Device {
                 ),
                 config <- new_mutex!(config, "Device::config"),
                 msgs <- MsgChannel::new(),
-                config_cb <- new_spinlock!(None, "Device::config_cb"),
+                config_cb <- CallbackSlot::new(),
                 sysfs <- new_mutex!(None, "Device::sysfs"),
                 _module: ModuleRef::get(kernel::module::this_module::<crate::LocalModule>()),
             }),
@@ -339,11 +369,11 @@ impl Device {
         )
     }
 
-    /// Creates the node `/dev/vduse/NAME` (with `msg_timeout`, `bounce_size`) and the `vqN`
-    /// directories.
-    pub(crate) fn add_node(self: &Arc<Self>, devt: u32) -> Result {
+    /// Creates the node `/dev/vduse/NAME` in `class` (with `msg_timeout`, `bounce_size`) and
+    /// the `vqN` directories.
+    pub(crate) fn add_node(self: &Arc<Self>, class: &Arc<Class>, devt: u32) -> Result {
         let name = CStr::from_bytes_until_nul(&self.name).map_err(|_| EINVAL)?;
-        let sysfs = DeviceSysfs::create(self.vduse.clone(), self.clone(), devt, name, &self.vqs)?;
+        let sysfs = sysfs_attrs::DeviceSysfs::create(class, self, devt, name, &self.vqs)?;
         *self.sysfs.lock() = Some(sysfs);
         Ok(())
     }
@@ -370,6 +400,11 @@ impl Device {
         }
         st.connected = true;
         Ok(())
+    }
+
+    /// The node was closed: it may be opened again.
+    fn disconnect(&self) {
+        self.state.lock().connected = false;
     }
 
     /// `VDUSE_DESTROY_DEV`: refuses while the node is open or the device is on the vDPA bus;
@@ -663,15 +698,10 @@ const COMPAT_VQ_GET_INFO: u32 = 0xc02c_8115;
 #[vtable]
 impl FileOps for Device {
     type Ptr = Arc<Device>;
-    type Shared = Arc<Vduse>;
-
-    fn open(vduse: &Arc<Vduse>, minor: u32, _file: &File) -> Result<Arc<Device>> {
-        vduse.open_device(minor)
-    }
 
     fn release(this: Arc<Device>, _file: &File) {
         this.msgs.requeue_unanswered();
-        this.state.lock().connected = false;
+        this.disconnect();
     }
 
     fn read_iter(kiocb: Kiocb<'_, Arc<Device>>, iov: &mut IovIterDest<'_>) -> Result<usize> {
@@ -770,11 +800,6 @@ impl FileOps for Device {
     }
 }
 
-/// Whether the file of `kiocb` was opened `O_NONBLOCK`.
-fn kiocb_nonblock(kiocb: &Kiocb<'_, Arc<Device>>) -> bool {
-    crate::chrdev::kiocb_file_flags(kiocb) & kernel::fs::file::flags::O_NONBLOCK != 0
-}
-
 #[kunit_tests(vduse_rs_device)]
 mod tests {
     use super::*;
@@ -839,6 +864,20 @@ mod tests {
             check(|c| (c.ngroups, c.nas) = (1, 1), ApiVersion::V1),
             Ok(())
         );
+    }
+
+    #[test]
+    fn iotlb_range_lookup() {
+        let maps = [(0x1000u64, 0x1fffu64), (0x3000, 0x3fff), (0x4000, 0x7fff)];
+        let find = |s, l| first_overlap(&maps, |m| *m, s, l).copied();
+        assert_eq!(find(0, u64::MAX), Some((0x1000, 0x1fff)));
+        assert_eq!(find(0x1fff, 0x1fff), Some((0x1000, 0x1fff)));
+        assert_eq!(find(0x2000, 0x2fff), None);
+        assert_eq!(find(0x2fff, 0x3000), Some((0x3000, 0x3fff)));
+        assert_eq!(find(0x3800, 0x4800), Some((0x3000, 0x3fff)));
+        assert_eq!(find(0x5000, 0x5000), Some((0x4000, 0x7fff)));
+        assert_eq!(find(0x8000, u64::MAX), None);
+        assert_eq!(find(0, 0xfff), None);
     }
 
     #[test]

@@ -5,25 +5,38 @@
 //! C version: `vduse_class`, `vduse_major`, `vduse_idr` and `vduse_lock` in
 //! [`drivers/vdpa/vdpa_user/vduse_dev.c`](srctree/drivers/vdpa/vdpa_user/vduse_dev.c).
 //!
-//! Locks are taken in the order: a control fd's state, `devices`, then a device's locks.
+//! To avoid deadlocks, locks are taken in the order:
+//!
+//! 1. a control fd's `Control::state` (mutex);
+//! 2. [`Vduse::devices`] (mutex);
+//! 3. a device's locks, in the order of [`super::device`].
+//!
+//! `vdpa dev add` enters at 2 with the vDPA core's `vdpa_dev_lock` (a rwsem) held, which is
+//! therefore taken before all of these. Everything here runs in process context.
 
-use crate::{
+use super::{
     api::{
         ApiVersion,
         Features, //
-    },
-    chrdev::{
-        ChrdevRegion,
-        Class,
-        MINORS, //
     },
     device::{
         virtio_id,
         Device,
         ValidConfig, //
     },
-    kutil::capable_net_admin,
-    vdpa::MgmtRef,
+};
+use crate::kapi::{
+    cdev::{
+        CdevOps,
+        ChrdevRegion,
+        Class,
+        MINORS, //
+    },
+    misc::capable_net_admin,
+    vdpa::{
+        MgmtDev,
+        MgmtOps, //
+    },
 };
 use kernel::{
     new_mutex,
@@ -37,9 +50,8 @@ use kernel::{
 /// The module-wide state, shared by the control device, the device nodes and every device.
 #[pin_data]
 pub(crate) struct Vduse {
-    /// `/sys/class/vduse`, nodes in `/dev/vduse/`.
-    #[pin]
-    class: Class,
+    /// `/sys/class/vduse`, nodes in `/dev/vduse/` (the nodes hold it too).
+    class: Arc<Class>,
     /// Minor 0 is the control device, 1.. the devices.
     region: ChrdevRegion,
     /// The devices, sorted by minor (`vduse_idr` under `vduse_lock`).
@@ -51,14 +63,14 @@ impl Vduse {
     /// Registers the class and allocates the device numbers.
     pub(crate) fn new() -> impl PinInit<Self, Error> {
         try_pin_init!(Self {
-            class <- Class::register(c"vduse", c"vduse"),
+            class: Class::register(c"vduse", c"vduse")?,
             region: ChrdevRegion::alloc(MINORS, c"vduse")?,
             devices <- new_mutex!(KVec::new(), "Vduse::devices"),
         })
     }
 
     /// The class of all nodes.
-    pub(crate) fn class(&self) -> &Class {
+    pub(crate) fn class(&self) -> &Arc<Class> {
         &self.class
     }
 
@@ -87,22 +99,10 @@ impl Vduse {
         if devices.iter().any(|d| d.name() == cfg.name()) {
             return Err(EEXIST);
         }
-        // The lowest free minor from 1, as `idr_alloc(.., 1, VDUSE_DEV_MAX, ..)`.
-        let mut minor = 1;
-        let mut pos = devices.len();
-        for (i, d) in devices.iter().enumerate() {
-            if d.minor() != minor {
-                pos = i;
-                break;
-            }
-            minor += 1;
-        }
-        if minor >= MINORS {
-            return Err(ENOSPC);
-        }
-        let dev = Device::new(self.clone(), cfg, config, minor, api, features)?;
+        let (minor, pos) = lowest_free_minor(devices.iter().map(|d| d.minor()), MINORS)?;
+        let dev = Device::new(cfg, config, minor, api, features)?;
         devices.reserve(1, GFP_KERNEL)?;
-        dev.add_node(self.devt(minor)?)?;
+        dev.add_node(&self.class, self.devt(minor)?)?;
         // Cannot fail: capacity was reserved above.
         devices
             .insert_within_capacity(pos, dev)
@@ -134,7 +134,7 @@ impl Vduse {
     ///
     /// `EINVAL` (no such device, or a virtqueue not set up with `VDUSE_VQ_SETUP`), `EEXIST`
     /// (already on the bus), or an error of the vDPA core.
-    pub(crate) fn vdpa_dev_add(&self, mdev: &MgmtRef, name: &CStr) -> Result {
+    pub(crate) fn vdpa_dev_add(&self, mdev: &MgmtDev<'_>, name: &CStr) -> Result {
         let (dev, (vdpa, new_domains)) = {
             let devices = self.devices.lock();
             let dev = devices
@@ -146,7 +146,7 @@ impl Vduse {
             }
             (dev.clone(), dev.init_vdpa(mdev, name)?)
         };
-        let r = vdpa.register(dev.vq_num());
+        let r = vdpa.register(mdev, dev.vq_num());
         if r.is_err() && new_domains {
             dev.undo_domains();
         }
@@ -163,5 +163,69 @@ impl Vduse {
         let dev = devices.iter().find(|d| d.minor() == minor).ok_or(ENODEV)?;
         dev.connect()?;
         Ok(dev.clone())
+    }
+}
+
+/// The device nodes `/dev/vduse/NAME`: opened by minor through the registry.
+impl CdevOps for Device {
+    type Shared = Arc<Vduse>;
+
+    fn open(vduse: &Arc<Vduse>, minor: u32, _file: &kernel::fs::File) -> Result<Arc<Device>> {
+        vduse.open_device(minor)
+    }
+}
+
+/// The management device `vduse`: `vdpa dev add NAME mgmtdev vduse` puts device NAME on the
+/// vDPA bus.
+impl MgmtOps for Vduse {
+    type Data = Arc<Vduse>;
+    const NAME: &'static CStr = c"vduse";
+    /// As in C, virtio-fs devices can be created but are not listed.
+    const DEVICE_IDS: &'static [u32] = &[virtio_id::BLOCK, virtio_id::NET];
+
+    fn dev_add(vduse: &Arc<Vduse>, mdev: &MgmtDev<'_>, name: &CStr) -> Result {
+        vduse.vdpa_dev_add(mdev, name)
+    }
+}
+
+/// The lowest free minor from 1 below `limit`, given the minors in use in increasing order, and
+/// its position in that order (`idr_alloc(.., 1, limit, ..)`).
+///
+/// # Errors
+///
+/// `ENOSPC` if every minor is in use.
+fn lowest_free_minor(used: impl Iterator<Item = u32>, limit: u32) -> Result<(u32, usize)> {
+    let mut minor = 1;
+    let mut pos = 0;
+    for m in used {
+        if m != minor {
+            break;
+        }
+        minor += 1;
+        pos += 1;
+    }
+    if minor >= limit {
+        return Err(ENOSPC);
+    }
+    Ok((minor, pos))
+}
+
+#[kunit_tests(vduse_rs_registry)]
+mod tests {
+    use super::*;
+
+    fn alloc(used: &[u32], limit: u32) -> Result<(u32, usize)> {
+        lowest_free_minor(used.iter().copied(), limit)
+    }
+
+    #[test]
+    fn minors() {
+        assert_eq!(alloc(&[], 8), Ok((1, 0)));
+        assert_eq!(alloc(&[1, 2, 3], 8), Ok((4, 3)));
+        assert_eq!(alloc(&[2, 3], 8), Ok((1, 0)));
+        assert_eq!(alloc(&[1, 3, 4], 8), Ok((2, 1)));
+        assert_eq!(alloc(&[1, 2, 3, 4, 5, 6], 8), Ok((7, 6)));
+        assert_eq!(alloc(&[1, 2, 3, 4, 5, 6, 7], 8), Err(ENOSPC));
+        assert_eq!(alloc(&[], 1), Err(ENOSPC));
     }
 }

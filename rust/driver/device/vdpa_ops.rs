@@ -1,0 +1,515 @@
+// SPDX-License-Identifier: GPL-2.0
+
+//! The `vdpa_config_ops` and map operations of a VDUSE device.
+//!
+//! C version: `vduse_vdpa_*()` and `vduse_map_ops` in
+//! [`drivers/vdpa/vdpa_user/vduse_dev.c`](srctree/drivers/vdpa/vdpa_user/vduse_dev.c).
+//!
+//! The vDPA core validates virtqueue indexes (`idx < nvqs`) before calling these; an index out
+//! of range is still handled (ignored, or `EINVAL`) rather than trusted. Lock order: that of
+//! [`super`]; `kick_vq` may run in atomic context and takes no sleeping lock.
+
+use super::{
+    Device,
+    VIRTIO_F_RING_PACKED, //
+};
+use crate::{
+    driver::vq::Vq,
+    kapi::vdpa::{
+        Borrowed,
+        Callback,
+        ConfigOps,
+        Iotlb,
+        IotlbMap,
+        MapOps,
+        MgmtDev,
+        VdpaDevice,
+        VqState,
+        VqStateWords, //
+    },
+    uapi::{
+        self,
+        req,
+        DevRequest, //
+    },
+};
+use core::ptr::NonNull;
+use kernel::{
+    bindings::gfp_t,
+    dma::DataDirection,
+    page::BorrowedPage,
+    prelude::*,
+    sync::{
+        atomic::Relaxed,
+        Arc, //
+    },
+};
+
+impl Device {
+    /// The virtqueue `idx`, if it exists.
+    fn vq_at(&self, idx: u16) -> Option<&Arc<Vq>> {
+        self.vqs.get(usize::from(idx))
+    }
+
+    /// Sends a request and waits for the response, with the device's `msg_timeout`.
+    fn request(&self, r: DevRequest) -> Result<uapi::DevResponse> {
+        self.msgs.send(r, self.msg_timeout.load(Relaxed))
+    }
+
+    /// Whether every virtqueue was set up (`vduse_dev_is_ready`): the condition for
+    /// `vdpa dev add`.
+    pub(crate) fn is_ready(&self) -> bool {
+        self.vqs.iter().all(|vq| vq.num_max() != 0)
+    }
+
+    /// Allocates the vDPA device (`vduse_dev_init_vdpa`) and marks the IOVA domains created;
+    /// returns the device and whether the domains are new (to undo if registration fails).
+    ///
+    /// # Errors
+    ///
+    /// `EEXIST` if the device is on the vDPA bus already; errors of the allocation.
+    pub(crate) fn init_vdpa(
+        self: &Arc<Self>,
+        mdev: &MgmtDev<'_>,
+        name: &CStr,
+    ) -> Result<(VdpaDevice, bool)> {
+        let mut st = self.state.lock();
+        if st.bound {
+            return Err(EEXIST);
+        }
+        let sysfs = self.sysfs.lock();
+        let node = sysfs.as_ref().ok_or(ENODEV)?.node();
+        // The device holds a reference on `self` until `free`.
+        let (ngroups, nas) = (self.ngroups, self.nas);
+        let vdpa = if self.vduse_features.suspend() {
+            VdpaDevice::alloc::<OpsWithSuspend>(node, mdev, name, ngroups, nas, self.clone())
+        } else {
+            VdpaDevice::alloc::<Ops>(node, mdev, name, ngroups, nas, self.clone())
+        }?;
+        st.bound = true;
+        // The IOVA domains exist from the first `vdpa dev add` on: `bounce_size` is frozen.
+        // Every add starts them afresh (C allocates new domains), without mappings.
+        let mut d = self.domain.lock();
+        let new = !d.created;
+        d.created = true;
+        d.maps.clear();
+        Ok((vdpa, new))
+    }
+
+    /// Undoes [`Device::init_vdpa`]'s domain creation after a failed registration (C destroys
+    /// the domains it just created).
+    pub(crate) fn undo_domains(&self) {
+        self.domain.lock().created = false;
+    }
+
+    /// The number of virtqueues.
+    pub(crate) fn vq_num(&self) -> u32 {
+        // CAST: At most 0xffff.
+        self.vqs.len() as u32
+    }
+
+    fn vdpa_set_vq_address(&self, idx: u16, desc: u64, driver: u64, device: u64) {
+        if let Some(vq) = self.vq_at(idx) {
+            vq.set_address(desc, driver, device);
+        }
+    }
+
+    fn vdpa_set_vq_num(&self, idx: u16, num: u32) {
+        if let Some(vq) = self.vq_at(idx) {
+            vq.set_num(num);
+        }
+    }
+
+    fn vdpa_get_vq_size(&self, idx: u16) -> u16 {
+        self.vq_at(idx).map_or(0, |vq| vq.size())
+    }
+
+    /// `kick_vq`: may be called in atomic context (virtqueue notify, vhost's eventfd wakeup),
+    /// so it takes no sleeping lock.
+    fn vdpa_kick_vq(&self, idx: u16) {
+        if let Some(vq) = self.vq_at(idx) {
+            vq.kick(self.suspended.load(Relaxed));
+        }
+    }
+
+    fn vdpa_set_vq_cb(&self, idx: u16, cb: Callback<'_>) {
+        if let Some(vq) = self.vq_at(idx) {
+            vq.set_cb(cb);
+        }
+    }
+
+    /// `set_vq_ready`: with `VDUSE_F_QUEUE_READY` the daemon is asked first; if it refuses,
+    /// the device is broken, as in C.
+    fn vdpa_set_vq_ready(&self, idx: u16, ready: bool) {
+        let Some(vq) = self.vq_at(idx) else { return };
+        if self.vduse_features.queue_ready() {
+            let mut r = DevRequest::new(req::SET_VQ_READY);
+            r.put_u32(0, u32::from(idx));
+            r.put_u32(4, u32::from(ready));
+            if self.request(r).is_err() {
+                self.msgs.break_device();
+                return;
+            }
+        }
+        vq.set_ready(ready);
+    }
+
+    fn vdpa_get_vq_ready(&self, idx: u16) -> bool {
+        self.vq_at(idx).is_some_and(|vq| vq.ready())
+    }
+
+    fn packed(&self) -> bool {
+        self.state.lock().driver_features & VIRTIO_F_RING_PACKED != 0
+    }
+
+    fn vdpa_set_vq_state(&self, idx: u16, state: VqStateWords) {
+        let is_packed = self.packed();
+        if let Some(vq) = self.vq_at(idx) {
+            vq.set_state(is_packed, state.split_avail_index, state.packed);
+        }
+    }
+
+    /// `get_vq_state`: asks the daemon (`VDUSE_GET_VQ_STATE`).
+    fn vdpa_get_vq_state(&self, idx: u16) -> Result<VqState> {
+        self.vq_at(idx).ok_or(EINVAL)?;
+        let packed = self.packed();
+        let mut r = DevRequest::new(req::GET_VQ_STATE);
+        r.put_u32(0, u32::from(idx));
+        let resp = self.request(r)?;
+        // `struct vduse_vq_state`: `index` (4 bytes), then the split or packed state.
+        let words = [4, 6, 8, 10].map(|off| resp.u16_at(off));
+        Ok(if packed {
+            VqState::Packed(words)
+        } else {
+            VqState::Split(words[0])
+        })
+    }
+
+    fn vdpa_get_vq_align(&self) -> u32 {
+        self.vq_align
+    }
+
+    fn vdpa_get_vq_group(&self, idx: u16) -> u32 {
+        if !self.api.has_groups() {
+            return 0;
+        }
+        self.vq_at(idx).map_or(0, |vq| vq.group())
+    }
+
+    fn vdpa_get_device_features(&self) -> u64 {
+        self.device_features
+    }
+
+    fn vdpa_set_driver_features(&self, features: u64) {
+        self.state.lock().driver_features = features;
+    }
+
+    fn vdpa_get_driver_features(&self) -> u64 {
+        self.state.lock().driver_features
+    }
+
+    fn vdpa_set_config_cb(&self, cb: Callback<'_>) {
+        self.config_cb.set(cb);
+    }
+
+    fn vdpa_get_vq_num_max(&self) -> u16 {
+        self.vqs.iter().map(|vq| vq.num_max()).max().unwrap_or(0)
+    }
+
+    fn vdpa_get_device_id(&self) -> u32 {
+        self.device_id
+    }
+
+    fn vdpa_get_vendor_id(&self) -> u32 {
+        self.vendor_id
+    }
+
+    fn vdpa_get_status(&self) -> u8 {
+        self.state.lock().status
+    }
+
+    /// `VDUSE_SET_STATUS` to the daemon.
+    fn send_status(&self, status: u8) -> Result {
+        let mut r = DevRequest::new(req::SET_STATUS);
+        r.put_u8(0, status);
+        self.request(r).map(|_| ())
+    }
+
+    /// `set_status`: the status changes only if the daemon accepts it.
+    fn vdpa_set_status(&self, status: u8) {
+        if self.send_status(status).is_ok() {
+            self.state.lock().status = status;
+        }
+    }
+
+    fn vdpa_get_config_size(&self) -> usize {
+        self.config.lock().len()
+    }
+
+    /// `get_config`: `out` is zeroed, then filled from `offset` as far as the space goes.
+    fn vdpa_get_config(&self, offset: u32, out: &mut [u8]) {
+        out.fill(0);
+        let config = self.config.lock();
+        if let Some(src) = config.get(offset as usize..) {
+            let n = src.len().min(out.len());
+            out[..n].copy_from_slice(&src[..n]);
+        }
+    }
+
+    fn vdpa_get_generation(&self) -> u32 {
+        self.state.lock().generation
+    }
+
+    /// `reset`: tells the daemon (status 0), then resets the device whatever it answered.
+    fn vdpa_reset(&self) -> Result {
+        let r = self.send_status(0);
+        self.reset_local();
+        r
+    }
+
+    /// `vduse_dev_reset`.
+    fn reset_local(&self) {
+        {
+            let mut st = self.state.lock();
+            st.status = 0;
+            st.driver_features = 0;
+            st.generation = st.generation.wrapping_add(1);
+        }
+        self.suspended.store(false, Relaxed);
+        self.config_cb.clear();
+        for vq in self.vqs.iter() {
+            vq.reset();
+            vq.flush_kicks();
+        }
+    }
+
+    /// `set_map`: replaces the mappings of address space `asid` with the consumer's (so
+    /// `VDUSE_IOTLB_GET_FD` finds them), then tells the daemon (`VDUSE_UPDATE_IOTLB` for the
+    /// whole range); if it refuses, the address space is left without mappings, as C's
+    /// `vduse_domain_clear_map` leaves it.
+    ///
+    /// # Errors
+    ///
+    /// `EINVAL` (bad `asid`), `ENOSPC` (more than [`super::MAX_IOTLB_ENTRIES`] mappings), `EIO`
+    /// (the daemon refused or did not answer), `ENOMEM`.
+    fn vdpa_set_map(&self, asid: u32, iotlb: &Iotlb<'_>) -> Result {
+        let maps: KVec<IotlbMap> = iotlb.file_maps()?;
+        if asid >= self.nas {
+            return Err(EINVAL);
+        }
+        if maps.len() > super::MAX_IOTLB_ENTRIES {
+            return Err(ENOSPC);
+        }
+        self.domain.lock().set_maps(asid, maps)?;
+        let mut r = DevRequest::new(req::UPDATE_IOTLB);
+        r.put_u64(0, 0);
+        r.put_u64(8, u64::MAX);
+        if self.api.has_groups() {
+            r.put_u32(16, asid);
+        }
+        let res = self.request(r).map(|_| ());
+        if res.is_err() {
+            // Cannot fail: clearing never allocates.
+            let _ = self.domain.lock().set_maps(asid, KVec::new());
+        }
+        res
+    }
+
+    /// `set_group_asid` (API 1): asks the daemon (`VDUSE_SET_VQ_GROUP_ASID`).
+    fn vdpa_set_group_asid(&self, group: u32, asid: u32) -> Result {
+        if !self.api.has_groups() || group >= self.ngroups || asid >= self.nas {
+            return Err(EINVAL);
+        }
+        let mut r = DevRequest::new(req::SET_VQ_GROUP_ASID);
+        r.put_u32(0, group);
+        r.put_u32(4, asid);
+        self.request(r).map(|_| ())
+    }
+
+    /// `suspend` (`VDUSE_F_SUSPEND`): once the daemon accepted, no kick or interrupt is
+    /// delivered until reset.
+    fn vdpa_suspend(&self) -> Result {
+        self.request(DevRequest::new(req::SUSPEND))?;
+        self.suspended.store(true, Relaxed);
+        for vq in self.vqs.iter() {
+            vq.sync_kicks();
+        }
+        Ok(())
+    }
+
+    /// `free`: the vDPA core releases the vDPA device; the VDUSE device is off the bus.
+    fn vdpa_free(&self) {
+        self.state.lock().bound = false;
+    }
+
+    /// `VDUSE_DEV_INJECT_CONFIG_IRQ`, after [`Device::check_irq_allowed`].
+    pub(crate) fn inject_config_irq(&self) {
+        self.config_cb.call();
+    }
+}
+
+/// The config ops of a device created without `VDUSE_F_SUSPEND`.
+pub(crate) struct Ops;
+
+/// The config ops of a device created with `VDUSE_F_SUSPEND`: those of [`Ops`] and `suspend`.
+pub(crate) struct OpsWithSuspend;
+
+/// Implements [`ConfigOps`] for `$ops` by calling the [`Device`] methods, plus `$extra`.
+macro_rules! config_ops {
+    ($ops:ty, $($extra:item)*) => {
+        #[vtable]
+        impl ConfigOps for $ops {
+            type Ptr = Arc<Device>;
+            type Map = NoMapping;
+
+            fn set_vq_address(
+                this: Borrowed<'_, Self>,
+                idx: u16,
+                desc: u64,
+                driver: u64,
+                device: u64,
+            ) -> Result {
+                this.vdpa_set_vq_address(idx, desc, driver, device);
+                Ok(())
+            }
+            fn set_vq_num(this: Borrowed<'_, Self>, idx: u16, num: u32) {
+                this.vdpa_set_vq_num(idx, num)
+            }
+            fn get_vq_size(this: Borrowed<'_, Self>, idx: u16) -> u16 {
+                this.vdpa_get_vq_size(idx)
+            }
+            fn kick_vq(this: Borrowed<'_, Self>, idx: u16) {
+                this.vdpa_kick_vq(idx)
+            }
+            fn set_vq_cb(this: Borrowed<'_, Self>, idx: u16, cb: Callback<'_>) {
+                this.vdpa_set_vq_cb(idx, cb)
+            }
+            fn set_vq_ready(this: Borrowed<'_, Self>, idx: u16, ready: bool) {
+                this.vdpa_set_vq_ready(idx, ready)
+            }
+            fn get_vq_ready(this: Borrowed<'_, Self>, idx: u16) -> bool {
+                this.vdpa_get_vq_ready(idx)
+            }
+            fn set_vq_state(this: Borrowed<'_, Self>, idx: u16, state: VqStateWords) -> Result {
+                this.vdpa_set_vq_state(idx, state);
+                Ok(())
+            }
+            fn get_vq_state(this: Borrowed<'_, Self>, idx: u16) -> Result<VqState> {
+                this.vdpa_get_vq_state(idx)
+            }
+            fn get_vq_align(this: Borrowed<'_, Self>) -> u32 {
+                this.vdpa_get_vq_align()
+            }
+            fn get_vq_group(this: Borrowed<'_, Self>, idx: u16) -> u32 {
+                this.vdpa_get_vq_group(idx)
+            }
+            fn get_vq_map<'a>(_this: Borrowed<'a, Self>, _idx: u16) -> Option<&'a NoMapping> {
+                // No IOVA domain yet: a NULL group makes every map op fail.
+                None
+            }
+            fn get_device_features(this: Borrowed<'_, Self>) -> u64 {
+                this.vdpa_get_device_features()
+            }
+            fn set_driver_features(this: Borrowed<'_, Self>, features: u64) -> Result {
+                this.vdpa_set_driver_features(features);
+                Ok(())
+            }
+            fn get_driver_features(this: Borrowed<'_, Self>) -> u64 {
+                this.vdpa_get_driver_features()
+            }
+            fn set_config_cb(this: Borrowed<'_, Self>, cb: Callback<'_>) {
+                this.vdpa_set_config_cb(cb)
+            }
+            fn get_vq_num_max(this: Borrowed<'_, Self>) -> u16 {
+                this.vdpa_get_vq_num_max()
+            }
+            fn get_device_id(this: Borrowed<'_, Self>) -> u32 {
+                this.vdpa_get_device_id()
+            }
+            fn get_vendor_id(this: Borrowed<'_, Self>) -> u32 {
+                this.vdpa_get_vendor_id()
+            }
+            fn get_status(this: Borrowed<'_, Self>) -> u8 {
+                this.vdpa_get_status()
+            }
+            fn set_status(this: Borrowed<'_, Self>, status: u8) {
+                this.vdpa_set_status(status)
+            }
+            fn reset(this: Borrowed<'_, Self>) -> Result {
+                this.vdpa_reset()
+            }
+            fn get_config_size(this: Borrowed<'_, Self>) -> usize {
+                this.vdpa_get_config_size()
+            }
+            fn get_config(this: Borrowed<'_, Self>, offset: u32, out: &mut [u8]) {
+                this.vdpa_get_config(offset, out)
+            }
+            fn set_config(_this: Borrowed<'_, Self>, _offset: u32, _data: &[u8]) {
+                // The configuration space is read-only for the driver, as in C.
+            }
+            fn get_generation(this: Borrowed<'_, Self>) -> u32 {
+                this.vdpa_get_generation()
+            }
+            fn set_map(this: Borrowed<'_, Self>, asid: u32, iotlb: &Iotlb<'_>) -> Result {
+                this.vdpa_set_map(asid, iotlb)
+            }
+            fn set_group_asid(this: Borrowed<'_, Self>, group: u32, asid: u32) -> Result {
+                this.vdpa_set_group_asid(group, asid)
+            }
+            fn free(this: Arc<Device>) {
+                this.vdpa_free()
+            }
+            $($extra)*
+        }
+    };
+}
+
+config_ops!(Ops,);
+config_ops!(
+    OpsWithSuspend,
+    fn suspend(this: Borrowed<'_, Self>) -> Result {
+        this.vdpa_suspend()
+    }
+);
+
+/// The mapping context of a virtqueue group. There is none yet (no bounce-buffer IOVA domain):
+/// `get_vq_map` hands out no group, so `virtio_vdpa`'s mappings fail with `ENOMEM` and a virtio
+/// driver's probe fails instead of touching memory the device cannot reach. The type is
+/// uninhabited: the map ops below cannot be called.
+pub(crate) enum NoMapping {}
+
+impl MapOps for NoMapping {
+    type Group = NoMapping;
+
+    fn map_page(
+        group: &NoMapping,
+        _page: &BorrowedPage<'_>,
+        _offset: usize,
+        _size: usize,
+        _dir: DataDirection,
+        _attrs: usize,
+    ) -> Result<u64> {
+        match *group {}
+    }
+    fn unmap_page(group: &NoMapping, _addr: u64, _size: usize, _dir: DataDirection, _attrs: usize) {
+        match *group {}
+    }
+    fn sync_for_cpu(group: &NoMapping, _addr: u64, _size: usize, _dir: DataDirection) {
+        match *group {}
+    }
+    fn sync_for_device(group: &NoMapping, _addr: u64, _size: usize, _dir: DataDirection) {
+        match *group {}
+    }
+    fn alloc(group: &NoMapping, _size: usize, _gfp: gfp_t) -> Result<(NonNull<u8>, u64)> {
+        match *group {}
+    }
+    fn free(group: &NoMapping, _size: usize, _vaddr: NonNull<u8>, _addr: u64, _attrs: usize) {
+        match *group {}
+    }
+    fn need_sync(group: &NoMapping, _addr: u64) -> bool {
+        match *group {}
+    }
+    fn max_mapping_size(group: &NoMapping) -> usize {
+        match *group {}
+    }
+}

@@ -1,0 +1,35 @@
+// SPDX-License-Identifier: GPL-2.0
+
+//! Layer 1: generic kernel abstractions.
+//!
+//! Each file is shaped like a module of `rust/kernel/` and would become one upstream; none
+//! names a type of the driver above it (`crate::driver`), and `tools/check-layers` enforces
+//! that. All of the crate's `unsafe` code is here and in the bindings below (`crate::ffi`).
+//!
+//! | File | Upstream module | C header |
+//! |------|-----------------|----------|
+//! | `cdev.rs` | `kernel::cdev`, `kernel::device::class` | `linux/cdev.h`, `linux/device/class.h` |
+//! | `file_ops.rs` | `kernel::fs::file_operations` | `linux/fs.h` |
+//! | `sysfs.rs` | `kernel::sysfs` | `linux/sysfs.h`, `linux/device.h` |
+//! | `kobject.rs` | `kernel::kobject` | `linux/kobject.h` |
+//! | `root_device.rs` | `kernel::device` | `linux/device.h` |
+//! | `cpumask.rs` | `kernel::cpumask` | `linux/cpumask.h` |
+//! | `eventfd.rs` | `kernel::eventfd` | `linux/eventfd.h` |
+//! | `completion.rs` | `kernel::sync::completion` | `linux/completion.h` |
+//! | `module_ref.rs` | `kernel::module` | `linux/module.h` |
+//! | `nospec.rs` | `kernel::nospec` | `linux/nospec.h` |
+//! | `misc.rs` | `kernel::cred`, `kernel::str`, `kernel::workqueue` | `linux/capability.h`, `linux/kstrtox.h`, `linux/workqueue.h` |
+//! | `vdpa.rs`, `vdpa/` | `kernel::vdpa` | `linux/vdpa.h`, `linux/vhost_iotlb.h`, `linux/virtio_config.h` |
+
+pub(crate) mod cdev;
+pub(crate) mod completion;
+pub(crate) mod cpumask;
+pub(crate) mod eventfd;
+pub(crate) mod file_ops;
+pub(crate) mod kobject;
+pub(crate) mod misc;
+pub(crate) mod module_ref;
+pub(crate) mod nospec;
+pub(crate) mod root_device;
+pub(crate) mod sysfs;
+pub(crate) mod vdpa;

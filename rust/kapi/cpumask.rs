@@ -1,0 +1,90 @@
+// SPDX-License-Identifier: GPL-2.0
+
+//! CPU masks by value: what `kernel::cpumask` (which wraps masks in place) does not offer yet.
+//!
+//! C header: [`include/linux/cpumask.h`](srctree/include/linux/cpumask.h).
+
+use super::sysfs::{
+    Show,
+    ShowBuf, //
+};
+use kernel::{
+    bindings,
+    error::to_result,
+    prelude::*, //
+};
+
+/// A CPU mask by value (`struct cpumask`, `NR_CPUS` bits).
+#[derive(Clone, Copy)]
+pub(crate) struct CpuMask(bindings::cpumask);
+
+impl CpuMask {
+    /// The mask of all possible CPU ids (`cpumask_setall`: bits up to `nr_cpu_ids`).
+    pub(crate) fn all() -> Self {
+        let mut mask: bindings::cpumask = pin_init::zeroed();
+        // SAFETY: Reading a kernel global set at boot.
+        let n = unsafe { bindings::nr_cpu_ids } as usize;
+        let bits = usize::BITS as usize;
+        for (i, word) in mask.bits.iter_mut().enumerate() {
+            let lo = i * bits;
+            *word = if n >= lo + bits {
+                !0
+            } else if n > lo {
+                (1 << (n - lo)) - 1
+            } else {
+                0
+            };
+        }
+        Self(mask)
+    }
+
+    /// Whether the mask has an online CPU (`cpumask_intersects(mask, cpu_online_mask)`).
+    pub(crate) fn intersects_online(&self) -> bool {
+        // SAFETY: `__cpu_online_mask` is a valid kernel global; it is copied with a volatile
+        // read (CPU hotplug may change it concurrently, as for C's unlocked `cpumask_intersects`
+        // the answer holds for a moment around the call).
+        let online = unsafe { core::ptr::read_volatile(&raw const bindings::__cpu_online_mask) };
+        self.0
+            .bits
+            .iter()
+            .zip(online.bits.iter())
+            .any(|(a, b)| a & b != 0)
+    }
+
+    /// `cpumask_parse`: a hex CPU bitmap such as `"3"` or `"ff,00000001"`.
+    ///
+    /// # Errors
+    ///
+    /// The errno of `bitmap_parse` (`EINVAL`, `EOVERFLOW`, ...).
+    pub(crate) fn parse(input: &CStr) -> Result<Self> {
+        let mut mask: bindings::cpumask = pin_init::zeroed();
+        // SAFETY: `input` is NUL-terminated (`UINT_MAX` length: parse up to the NUL);
+        // `mask.bits` holds `nr_cpu_ids` bits (`nr_cpu_ids <= NR_CPUS`).
+        to_result(unsafe {
+            bindings::bitmap_parse(
+                input.as_char_ptr(),
+                u32::MAX,
+                mask.bits.as_mut_ptr(),
+                // CAST: `nr_cpu_ids <= NR_CPUS`, a small positive number.
+                bindings::nr_cpu_ids as i32,
+            )
+        })?;
+        Ok(Self(mask))
+    }
+}
+
+impl Show for CpuMask {
+    /// `"%*pb\n"`, as `cpumask_pr_args` prints it.
+    fn emit(&self, buf: ShowBuf) -> isize {
+        // SAFETY: `buf` is a show buffer; `%*pb` takes the number of bits and a bitmap pointer,
+        // which points to `self`, alive for the call.
+        unsafe {
+            bindings::sysfs_emit(
+                buf.as_raw(),
+                c"%*pb\n".as_char_ptr(),
+                bindings::nr_cpu_ids,
+                self.0.bits.as_ptr(),
+            ) as isize
+        }
+    }
+}

@@ -1,0 +1,253 @@
+// SPDX-License-Identifier: GPL-2.0
+
+//! File operations implemented in Rust: the `struct file_operations` of a [`FileOps`] type.
+//!
+//! C header: [`include/linux/fs.h`](srctree/include/linux/fs.h).
+//!
+//! Upstream, this would be the generic part of `kernel::miscdevice`'s `MiscdeviceVTable`,
+//! shared by every way a file comes to exist: a character device's `open` (see
+//! [`super::cdev`]) or an anonymous inode created with its private data already set. The
+//! private data of such a file is a [`FileOps::Ptr`], taken back exactly once by `release`.
+
+use core::marker::PhantomData;
+use kernel::{
+    bindings,
+    error::VTABLE_DEFAULT_ERROR,
+    fs::{
+        File,
+        Kiocb, //
+    },
+    iov::{
+        IovIterDest,
+        IovIterSource, //
+    },
+    prelude::*,
+    sync::poll::PollTable,
+    types::ForeignOwnable,
+};
+
+/// The operations of a file whose private data is a [`FileOps::Ptr`].
+#[vtable]
+pub(crate) trait FileOps: Sized {
+    /// What kind of pointer the per-file state is wrapped in.
+    type Ptr: ForeignOwnable + Send + Sync;
+
+    /// Releases the file (its last reference is gone).
+    fn release(this: Self::Ptr, _file: &File) {
+        drop(this);
+    }
+
+    /// `read_iter`.
+    fn read_iter(_kiocb: Kiocb<'_, Self::Ptr>, _iov: &mut IovIterDest<'_>) -> Result<usize> {
+        build_error!(VTABLE_DEFAULT_ERROR)
+    }
+
+    /// `write_iter`.
+    fn write_iter(_kiocb: Kiocb<'_, Self::Ptr>, _iov: &mut IovIterSource<'_>) -> Result<usize> {
+        build_error!(VTABLE_DEFAULT_ERROR)
+    }
+
+    /// `poll`: registers the waits and returns the `EPOLL*` mask.
+    fn poll(
+        _this: <Self::Ptr as ForeignOwnable>::Borrowed<'_>,
+        _file: &File,
+        _table: PollTable<'_>,
+    ) -> u32 {
+        build_error!(VTABLE_DEFAULT_ERROR)
+    }
+
+    /// `unlocked_ioctl`.
+    fn ioctl(
+        _this: <Self::Ptr as ForeignOwnable>::Borrowed<'_>,
+        _file: &File,
+        _cmd: u32,
+        _arg: usize,
+    ) -> Result<isize> {
+        build_error!(VTABLE_DEFAULT_ERROR)
+    }
+
+    /// `compat_ioctl`; without it, `compat_ptr_ioctl` forwards to [`FileOps::ioctl`].
+    #[cfg(CONFIG_COMPAT)]
+    fn compat_ioctl(
+        _this: <Self::Ptr as ForeignOwnable>::Borrowed<'_>,
+        _file: &File,
+        _cmd: u32,
+        _arg: usize,
+    ) -> Result<isize> {
+        build_error!(VTABLE_DEFAULT_ERROR)
+    }
+}
+
+/// The signature of a file's `open` operation.
+pub(crate) type OpenFn = unsafe extern "C" fn(*mut bindings::inode, *mut bindings::file) -> c_int;
+
+/// The `struct file_operations` of `T`.
+pub(crate) struct FileOpsVTable<T: FileOps>(PhantomData<T>);
+
+impl<T: FileOps> FileOpsVTable<T> {
+    /// The table, with `open` as its open operation.
+    ///
+    /// `open` (if any) must set the private data of the file to a pointer obtained from
+    /// [`ForeignOwnable::into_foreign`] on a `T::Ptr`, or fail. A file created without `open`
+    /// (an anonymous inode) must have such a private data from its creation.
+    pub(crate) const fn build(open: Option<OpenFn>) -> bindings::file_operations {
+        bindings::file_operations {
+            open,
+            release: Some(Self::release),
+            read_iter: if T::HAS_READ_ITER {
+                Some(Self::read_iter)
+            } else {
+                None
+            },
+            write_iter: if T::HAS_WRITE_ITER {
+                Some(Self::write_iter)
+            } else {
+                None
+            },
+            poll: if T::HAS_POLL { Some(Self::poll) } else { None },
+            unlocked_ioctl: if T::HAS_IOCTL {
+                Some(Self::ioctl)
+            } else {
+                None
+            },
+            #[cfg(CONFIG_COMPAT)]
+            compat_ioctl: if T::HAS_COMPAT_IOCTL {
+                Some(Self::compat_ioctl)
+            } else if T::HAS_IOCTL {
+                bindings::compat_ptr_ioctl
+            } else {
+                None
+            },
+            llseek: Some(bindings::noop_llseek),
+            owner: kernel::module::this_module::<T::OwnerModule>().as_ptr(),
+            ..pin_init::zeroed()
+        }
+    }
+
+    /// The `T::Ptr` in the private data of `file`, borrowed.
+    ///
+    /// # Safety
+    ///
+    /// `file` is a valid file of this table, between its `open` (or creation) and `release`.
+    unsafe fn borrow<'a>(file: *mut bindings::file) -> <T::Ptr as ForeignOwnable>::Borrowed<'a> {
+        // SAFETY: The private data is a `T::Ptr` (contract of `build`), released only by
+        // `release`, which cannot run while another operation of the file is running.
+        unsafe { <T::Ptr as ForeignOwnable>::borrow((*file).private_data.cast()) }
+    }
+
+    /// # Safety
+    ///
+    /// `file` is a file of this table being released.
+    unsafe extern "C" fn release(_inode: *mut bindings::inode, file: *mut bindings::file) -> c_int {
+        // SAFETY: The private data is a `T::Ptr` (contract of `build`); release takes it back
+        // exactly once.
+        let ptr = unsafe { <T::Ptr as ForeignOwnable>::from_foreign((*file).private_data.cast()) };
+        // SAFETY:
+        // * The file is valid for the duration of this call.
+        // * There is no active fdget_pos region on the file on this thread.
+        T::release(ptr, unsafe { File::from_raw_file(file) });
+        0
+    }
+
+    /// # Safety
+    ///
+    /// `kiocb` is for a file of this table; `iter` is a valid destination iterator.
+    unsafe extern "C" fn read_iter(
+        kiocb: *mut bindings::kiocb,
+        iter: *mut bindings::iov_iter,
+    ) -> isize {
+        // SAFETY: The private data of the kiocb's file is a `T::Ptr` (contract of `build`).
+        let kiocb = unsafe { Kiocb::from_raw(kiocb) };
+        // SAFETY: `iter` is a valid iterator for writing.
+        let iov = unsafe { IovIterDest::from_raw(iter) };
+        match T::read_iter(kiocb, iov) {
+            // CAST: A read never exceeds `isize::MAX` bytes.
+            Ok(n) => n as isize,
+            Err(e) => e.to_errno() as isize,
+        }
+    }
+
+    /// # Safety
+    ///
+    /// `kiocb` is for a file of this table; `iter` is a valid source iterator.
+    unsafe extern "C" fn write_iter(
+        kiocb: *mut bindings::kiocb,
+        iter: *mut bindings::iov_iter,
+    ) -> isize {
+        // SAFETY: The private data of the kiocb's file is a `T::Ptr` (contract of `build`).
+        let kiocb = unsafe { Kiocb::from_raw(kiocb) };
+        // SAFETY: `iter` is a valid iterator for reading.
+        let iov = unsafe { IovIterSource::from_raw(iter) };
+        match T::write_iter(kiocb, iov) {
+            // CAST: A write never exceeds `isize::MAX` bytes.
+            Ok(n) => n as isize,
+            Err(e) => e.to_errno() as isize,
+        }
+    }
+
+    /// # Safety
+    ///
+    /// `file` is a file of this table; `table` is a valid poll table (or NULL).
+    unsafe extern "C" fn poll(
+        file: *mut bindings::file,
+        table: *mut bindings::poll_table_struct,
+    ) -> bindings::__poll_t {
+        // SAFETY: A file of this table (caller).
+        let this = unsafe { Self::borrow(file) };
+        // SAFETY:
+        // * The file is valid for the duration of this call.
+        // * There is no active fdget_pos region on the file on this thread.
+        let f = unsafe { File::from_raw_file(file) };
+        // SAFETY: `table` is the poll table of this `poll` call.
+        let table = unsafe { PollTable::from_raw(table) };
+        T::poll(this, f, table)
+    }
+
+    /// # Safety
+    ///
+    /// `file` is a file of this table.
+    unsafe extern "C" fn ioctl(file: *mut bindings::file, cmd: c_uint, arg: c_ulong) -> c_long {
+        // SAFETY: A file of this table (caller).
+        let this = unsafe { Self::borrow(file) };
+        // SAFETY:
+        // * The file is valid for the duration of this call.
+        // * There is no active fdget_pos region on the file on this thread.
+        let f = unsafe { File::from_raw_file(file) };
+        match T::ioctl(this, f, cmd, arg) {
+            // CAST: `long` and `isize` have the same size in the kernel.
+            Ok(ret) => ret as c_long,
+            Err(e) => e.to_errno() as c_long,
+        }
+    }
+
+    /// # Safety
+    ///
+    /// `file` is a file of this table.
+    #[cfg(CONFIG_COMPAT)]
+    unsafe extern "C" fn compat_ioctl(
+        file: *mut bindings::file,
+        cmd: c_uint,
+        arg: c_ulong,
+    ) -> c_long {
+        // SAFETY: A file of this table (caller).
+        let this = unsafe { Self::borrow(file) };
+        // SAFETY:
+        // * The file is valid for the duration of this call.
+        // * There is no active fdget_pos region on the file on this thread.
+        let f = unsafe { File::from_raw_file(file) };
+        match T::compat_ioctl(this, f, cmd, arg) {
+            // CAST: `long` and `isize` have the same size in the kernel.
+            Ok(ret) => ret as c_long,
+            Err(e) => e.to_errno() as c_long,
+        }
+    }
+}
+
+/// Whether the file of `kiocb` was opened with `O_NONBLOCK`.
+pub(crate) fn kiocb_nonblock<T: ForeignOwnable>(kiocb: &Kiocb<'_, T>) -> bool {
+    // SAFETY: A `Kiocb` wraps a valid `struct kiocb` whose `ki_filp` is the file being read or
+    // written, alive for the call. `f_flags` is read like `File::flags` does (racy by design).
+    let flags =
+        unsafe { core::ptr::read_volatile(&raw const (*(*kiocb.as_raw()).ki_filp).f_flags) };
+    flags & kernel::fs::file::flags::O_NONBLOCK != 0
+}

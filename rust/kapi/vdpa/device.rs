@@ -1,0 +1,102 @@
+// SPDX-License-Identifier: GPL-2.0
+
+//! Allocating and registering a vDPA device whose ops are implemented in Rust.
+//!
+//! C header: [`include/linux/vdpa.h`](srctree/include/linux/vdpa.h) (`vdpa_alloc_device()`,
+//! `_vdpa_register_device()`).
+
+use super::{
+    config_ops::{
+        ConfigOps,
+        ConfigOpsVTable,
+        DeviceAlloc, //
+    },
+    map_ops::MapOpsVTable,
+    mgmt::MgmtDev,
+};
+use crate::{
+    ffi,
+    kapi::cdev::DeviceNode, //
+};
+use kernel::{
+    bindings,
+    error::{
+        from_err_ptr,
+        to_result, //
+    },
+    prelude::*,
+    types::ForeignOwnable,
+};
+
+/// A vDPA device allocated and not registered yet.
+///
+/// # Invariants
+///
+/// `raw` was returned by `__vdpa_alloc_device` with the size of [`DeviceAlloc`] and the op
+/// tables of some [`ConfigOps`] type, whose driver data it holds; this object owns the
+/// allocation's device reference.
+pub(crate) struct VdpaDevice {
+    raw: *mut ffi::vdpa_device,
+}
+
+impl VdpaDevice {
+    /// `vdpa_alloc_device()`: a device named `name`, child of `parent`, of management device
+    /// `mdev`, with `ngroups` virtqueue groups and `nas` address spaces, whose ops are `T`'s
+    /// and whose driver data is `data` (handed back by [`ConfigOps::free`]).
+    pub(crate) fn alloc<T: ConfigOps>(
+        parent: &DeviceNode,
+        mdev: &MgmtDev<'_>,
+        name: &CStr,
+        ngroups: u32,
+        nas: u32,
+        data: T::Ptr,
+    ) -> Result<Self> {
+        // SAFETY: `parent` is a registered device (type invariant of `DeviceNode`), which the
+        // vDPA device holds a reference on; the op tables are static; the size covers
+        // `DeviceAlloc`, whose `vdpa_device` is at offset 0; `name` is copied.
+        let raw = from_err_ptr(unsafe {
+            ffi::__vdpa_alloc_device(
+                parent.as_raw(),
+                &ConfigOpsVTable::<T>::VTABLE,
+                &MapOpsVTable::<T::Map>::VTABLE,
+                ngroups,
+                nas,
+                core::mem::size_of::<DeviceAlloc>(),
+                name.as_char_ptr(),
+                true,
+            )
+        })?;
+        // SAFETY: `raw` was just allocated with room for `DeviceAlloc`; no op runs before the
+        // device is registered. From here on `free` takes the driver data back.
+        // INVARIANT: The driver data is `T`'s (type invariant of `DeviceAlloc`).
+        unsafe {
+            (*raw.cast::<DeviceAlloc>()).data = data.into_foreign().cast();
+            (*raw).mdev = mdev.as_raw();
+        }
+        Ok(Self { raw })
+    }
+
+    /// `_vdpa_register_device()` with `nvqs` virtqueues, from the management device's
+    /// `dev_add` (whose lock the vDPA core holds: `mdev` exists only there). On failure the
+    /// device is released, which runs the `free` op.
+    pub(crate) fn register(self, _mdev: &MgmtDev<'_>, nvqs: u32) -> Result {
+        let raw = self.raw;
+        core::mem::forget(self);
+        // SAFETY: Allocated (type invariant); called within `dev_add`, with `vdpa_dev_lock`
+        // held by the vDPA core as `_vdpa_register_device` requires.
+        let ret = unsafe { ffi::_vdpa_register_device(raw, nvqs) };
+        if ret != 0 {
+            // SAFETY: We own the allocation's reference (type invariant, not dropped: forgotten
+            // above); dropping it releases the device and runs `free`.
+            unsafe { bindings::put_device(&raw mut (*raw).dev) };
+        }
+        to_result(ret)
+    }
+}
+
+impl Drop for VdpaDevice {
+    fn drop(&mut self) {
+        // SAFETY: We own the allocation's reference (type invariant); the release runs `free`.
+        unsafe { bindings::put_device(&raw mut (*self.raw).dev) };
+    }
+}
