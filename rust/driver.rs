@@ -14,12 +14,14 @@
 //! | `device.rs` | `struct vduse_dev`, `vduse_dev_ioctl()`, `vduse_dev_read/write_iter()` |
 //! | `device/vdpa_ops.rs` | `vduse_vdpa_config_ops`, `vduse_map_ops` |
 //! | `device/sysfs_attrs.rs` | `vduse_dev_groups`, the `vqN` kobjects |
+//! | `domain.rs` | `iova_domain.c`: the IOVA domain of an address space and its file |
 //! | `msg.rs` | `vduse_dev_msg_sync()` and the message lists |
 //! | `vq.rs` | `struct vduse_virtqueue` |
 
 pub(crate) mod api;
 pub(crate) mod control;
 pub(crate) mod device;
+pub(crate) mod domain;
 pub(crate) mod msg;
 pub(crate) mod registry;
 pub(crate) mod vq;

@@ -20,16 +20,24 @@
 //! | `nospec.rs` | `kernel::nospec` | `linux/nospec.h` |
 //! | `misc.rs` | `kernel::cred`, `kernel::str`, `kernel::workqueue` | `linux/capability.h`, `linux/kstrtox.h`, `linux/workqueue.h` |
 //! | `vdpa.rs`, `vdpa/` | `kernel::vdpa` | `linux/vdpa.h`, `linux/vhost_iotlb.h`, `linux/virtio_config.h` |
+//! | `anon_inode.rs` | `kernel::fs::anon_inode` | `linux/anon_inodes.h` |
+//! | `iova.rs` | `kernel::iova` | `linux/iova.h` |
+//! | `pages.rs` | `kernel::page` | `linux/gfp.h` |
+//! | `bounce.rs` | `kernel::dma::bounce` (a software IOTLB) | `linux/dma-mapping.h` |
 
+pub(crate) mod anon_inode;
+pub(crate) mod bounce;
 pub(crate) mod cdev;
 pub(crate) mod completion;
 pub(crate) mod cpumask;
 pub(crate) mod eventfd;
+pub(crate) mod iova;
 pub(crate) mod file_ops;
 pub(crate) mod kobject;
 pub(crate) mod misc;
 pub(crate) mod module_ref;
 pub(crate) mod nospec;
+pub(crate) mod pages;
 pub(crate) mod root_device;
 pub(crate) mod sysfs;
 pub(crate) mod vdpa;

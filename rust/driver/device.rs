@@ -12,19 +12,27 @@
 //! 1. [`Device::state`] (mutex);
 //! 2. [`Device::sysfs`] (mutex);
 //! 3. [`Device::domain`] (mutex);
-//! 4. [`Device::config`] (mutex);
-//! 5. the locks of a [`Vq`] (spinlocks, interrupts disabled; order in [`super::vq`]).
+//! 4. [`Device::spaces`] (spinlock, interrupts disabled: the map ops take it in atomic
+//!    context, even in softirq);
+//! 5. [`Device::config`] (mutex; never with 4);
+//! 6. the locks of a [`Vq`] (spinlocks, interrupts disabled; order in [`super::vq`]).
 //!
-//! The message channel ([`MsgChannel`], a spinlock) and the config callback slot (a spinlock,
-//! interrupts disabled) are leaves: no other lock is taken while they are held, and no message
-//! is sent (which sleeps) while any lock of this list is held. `vdpa dev add` takes 1, 2, 3 in
-//! that order (`init_vdpa`). The mutexes are taken in process context only; `kick_vq`, which
-//! may run in atomic context, takes none of them (it reads [`Device::suspended`], an atomic).
+//! The message channel ([`MsgChannel`], a spinlock), the config callback slot (a spinlock,
+//! interrupts disabled) and a domain's IOTLB lock ([`super::domain`]) are leaves: no other
+//! lock is taken while they are held, and no message is sent (which sleeps) while any lock of
+//! this list is held. `vdpa dev add` takes 1, 2, 3, 4 in that order (`init_vdpa`). The mutexes
+//! are taken in process context only; `kick_vq` and the map ops, which may run in atomic
+//! context, take none of them (`kick_vq` reads [`Device::suspended`], an atomic; the map ops
+//! take 4 briefly to find a domain, then the domain's own leaf lock).
 
 use super::{
     api::{
         ApiVersion,
         Features, //
+    },
+    domain::{
+        AddressSpace,
+        Domain, //
     },
     msg::{
         MsgChannel,
@@ -44,10 +52,7 @@ use crate::{
         misc::parse_u32,
         module_ref::ModuleRef,
         nospec::index_nospec,
-        vdpa::{
-            CallbackSlot,
-            IotlbMap, //
-        },
+        vdpa::CallbackSlot,
     },
     uapi,
 };
@@ -68,6 +73,7 @@ use kernel::{
     new_mutex,
     page::PAGE_SIZE,
     prelude::*,
+    new_spinlock_irq,
     sync::{
         aref::ARef,
         atomic::{
@@ -77,7 +83,8 @@ use kernel::{
         poll::PollTable,
         Arc,
         ArcBorrow,
-        Mutex, //
+        Mutex,
+        SpinLockIrq, //
     },
     transmute::{
         AsBytes,
@@ -210,66 +217,17 @@ struct State {
     generation: u32,
 }
 
-/// Bounce-buffer domain state (`dev->domain_lock`).
-struct Domain {
-    /// Bounce buffer size, `bounce_size` in sysfs.
+/// Bounce-buffer settings (`dev->domain_lock`).
+struct DomainState {
+    /// Bounce buffer size, `bounce_size` in sysfs (split evenly between the address spaces).
     bounce_size: u32,
-    /// The IOVA domains exist (after the first `vdpa dev add`): `bounce_size` is frozen.
+    /// The IOVA domains are in use (from a successful `vdpa dev add` on): `bounce_size` is
+    /// frozen.
     created: bool,
-    /// The vDPA consumer's mappings (`set_map`), per address space that has any: (asid,
-    /// mappings sorted by `start`).
-    maps: KVec<(u32, KVec<IotlbMap>)>,
 }
 
 /// Most mappings an address space holds (`max_iotlb_entries` of C's `iova_domain.c`).
 const MAX_IOTLB_ENTRIES: usize = 2048;
-
-impl Domain {
-    /// Replaces the mappings of `asid`.
-    fn set_maps(&mut self, asid: u32, mut maps: KVec<IotlbMap>) -> Result {
-        let pos = self.maps.iter().position(|(a, _)| *a == asid);
-        maps.sort_unstable_by_key(|m| m.start);
-        match (pos, maps.is_empty()) {
-            (Some(p), true) => {
-                self.maps.remove(p)?;
-            }
-            (Some(p), false) => self.maps[p].1 = maps,
-            (None, true) => {}
-            (None, false) => self.maps.push((asid, maps), GFP_KERNEL)?,
-        }
-        Ok(())
-    }
-
-    /// The first mapping of `asid` overlapping `start..=last` (`vhost_iotlb_itree_first`).
-    ///
-    /// # Errors
-    ///
-    /// `EINVAL` if there is no domain yet or no such mapping.
-    fn find(&self, asid: u32, start: u64, last: u64) -> Result<&IotlbMap> {
-        if !self.created {
-            return Err(EINVAL);
-        }
-        self.maps
-            .iter()
-            .find(|(a, _)| *a == asid)
-            .and_then(|(_, maps)| first_overlap(maps, |m| (m.start, m.last), start, last))
-            .ok_or(EINVAL)
-    }
-}
-
-/// The first of `items` (sorted by start) whose range `(start, last)` (inclusive, from
-/// `range`) overlaps `start..=last`, as `vhost_iotlb_itree_first` finds it.
-fn first_overlap<T>(
-    items: &[T],
-    range: impl Fn(&T) -> (u64, u64),
-    start: u64,
-    last: u64,
-) -> Option<&T> {
-    items.iter().find(|m| {
-        let (s, l) = range(m);
-        s <= last && start <= l
-    })
-}
 
 /// One VDUSE device.
 #[pin_data]
@@ -304,7 +262,14 @@ pub(crate) struct Device {
     #[pin]
     state: Mutex<State>,
     #[pin]
-    domain: Mutex<Domain>,
+    domain: Mutex<DomainState>,
+    /// The address spaces, one IOVA domain each (`dev->as[]`); empty until the first
+    /// `vdpa dev add`. IRQ-safe: the map ops look a domain up in atomic context.
+    #[pin]
+    spaces: SpinLockIrq<KVec<AddressSpace>>,
+    /// The address space of each virtqueue group (`groups[i].as`), switched by
+    /// `set_group_asid`.
+    groups: KVec<Atomic<u32>>,
     /// The configuration space.
     #[pin]
     config: Mutex<KVec<u8>>,
@@ -335,6 +300,11 @@ impl Device {
         for _ in 0..cfg.raw.vq_num {
             vqs.push(Arc::pin_init(Vq::new(), GFP_KERNEL)?, GFP_KERNEL)?;
         }
+        // Every group starts in address space 0.
+        let mut groups = KVec::with_capacity(cfg.ngroups as usize, GFP_KERNEL)?;
+        for _ in 0..cfg.ngroups {
+            groups.push(Atomic::new(0), GFP_KERNEL)?;
+        }
         Arc::pin_init(
             try_pin_init!(Self {
                 name: cfg.name,
@@ -352,13 +322,14 @@ impl Device {
                 suspended: Atomic::new(false),
                 state <- new_mutex!(State::default(), "Device::state"),
                 domain <- new_mutex!(
-                    Domain {
+                    DomainState {
                         bounce_size: BOUNCE_SIZE,
                         created: false,
-                        maps: KVec::new(),
                     },
                     "Device::domain"
                 ),
+                spaces <- new_spinlock_irq!(KVec::new(), "Device::spaces"),
+                groups,
                 config <- new_mutex!(config, "Device::config"),
                 msgs <- MsgChannel::new(),
                 config_cb <- CallbackSlot::new(),
@@ -548,20 +519,40 @@ impl Device {
         Ok(index_nospec(asid, self.nas))
     }
 
+    /// The domain of address space `asid` (checked by the caller) and its file, once the
+    /// domains are in use.
+    fn space(&self, asid: u32) -> Result<(Arc<Domain>, ARef<File>)> {
+        let d = self.domain.lock();
+        if !d.created {
+            return Err(EINVAL);
+        }
+        let spaces = self.spaces.lock();
+        let s = spaces.get(asid as usize).ok_or(EINVAL)?;
+        Ok((s.domain.clone(), s.file.clone()))
+    }
+
+    /// The domain of virtqueue group `group`, for a map op (atomic context: takes only the
+    /// IRQ-safe [`Device::spaces`]).
+    fn group_domain(&self, group: u32) -> Result<Arc<Domain>> {
+        let asid = self.groups.get(group as usize).ok_or(EINVAL)?.load(Relaxed);
+        let spaces = self.spaces.lock();
+        Ok(spaces.get(asid as usize).ok_or(EINVAL)?.domain.clone())
+    }
+
     /// `VDUSE_IOTLB_GET_FD` and `VDUSE_IOTLB_GET_FD2`: the first mapping overlapping
-    /// `e.start..=e.last`, written back into `e` (offset, range, permissions), and its file.
+    /// `e.start..=e.last`, written back into `e` (offset, range, permissions), and its file:
+    /// the consumer's, or the domain's own for the bounce region and the coherent buffers.
     fn iotlb_get_fd(&self, e: &mut uapi::IotlbEntryV2) -> Result<ARef<File>> {
         if e.reserved.iter().any(|&w| w != 0) || e.start > e.last || e.asid >= self.nas {
             return Err(EINVAL);
         }
-        let asid = index_nospec(e.asid, self.nas);
-        let domain = self.domain.lock();
-        let m = domain.find(asid, e.start, e.last)?;
+        let (domain, domain_file) = self.space(index_nospec(e.asid, self.nas))?;
+        let m = domain.lookup(e.start, e.last).ok_or(EINVAL)?;
         e.offset = m.offset;
         e.start = m.start;
         e.last = m.last;
         e.perm = m.perm;
-        Ok(m.file.clone())
+        Ok(m.file.unwrap_or(domain_file))
     }
 
     /// Installs `file` in a new file descriptor of the calling process (`receive_fd`); the fd is
@@ -586,13 +577,13 @@ impl Device {
         if info.start > info.last {
             return Err(EINVAL);
         }
-        let domain = self.domain.lock();
-        let m = domain.find(asid, info.start, info.last)?;
+        let (domain, _) = self.space(asid)?;
+        let m = domain.lookup(info.start, info.last).ok_or(EINVAL)?;
         Ok(uapi::IovaInfo {
             start: m.start,
             last: m.last,
-            // `VDUSE_IOVA_CAP_UMEM` is only for the bounce buffer, which consumer mappings
-            // never are.
+            // `VDUSE_IOVA_CAP_UMEM` (C gives it for the bounce region) is not offered while
+            // `VDUSE_IOTLB_REG_UMEM` is not implemented (`Documentation/status.rst`).
             capability: 0,
             ..*info
         })
@@ -605,7 +596,7 @@ impl Device {
         }
         self.check_asid(u.asid)?;
         let _domain = self.domain.lock();
-        // No IOVA domain (hence no bounce map) before the device is on the vDPA bus.
+        // User bounce pages are not implemented: as C without a bounce map.
         Err(EINVAL)
     }
 
@@ -616,7 +607,7 @@ impl Device {
         }
         self.check_asid(u.asid)?;
         let _domain = self.domain.lock();
-        // No user memory can be registered without an IOVA domain.
+        // No user memory can be registered (see `reg_umem`).
         Err(ENOENT)
     }
 
@@ -864,20 +855,6 @@ mod tests {
             check(|c| (c.ngroups, c.nas) = (1, 1), ApiVersion::V1),
             Ok(())
         );
-    }
-
-    #[test]
-    fn iotlb_range_lookup() {
-        let maps = [(0x1000u64, 0x1fffu64), (0x3000, 0x3fff), (0x4000, 0x7fff)];
-        let find = |s, l| first_overlap(&maps, |m| *m, s, l).copied();
-        assert_eq!(find(0, u64::MAX), Some((0x1000, 0x1fff)));
-        assert_eq!(find(0x1fff, 0x1fff), Some((0x1000, 0x1fff)));
-        assert_eq!(find(0x2000, 0x2fff), None);
-        assert_eq!(find(0x2fff, 0x3000), Some((0x3000, 0x3fff)));
-        assert_eq!(find(0x3800, 0x4800), Some((0x3000, 0x3fff)));
-        assert_eq!(find(0x5000, 0x5000), Some((0x4000, 0x7fff)));
-        assert_eq!(find(0x8000, u64::MAX), None);
-        assert_eq!(find(0, 0xfff), None);
     }
 
     #[test]

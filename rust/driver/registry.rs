@@ -32,6 +32,7 @@ use crate::kapi::{
         Class,
         MINORS, //
     },
+    iova::IovaCache,
     misc::capable_net_admin,
     vdpa::{
         MgmtDev,
@@ -57,6 +58,8 @@ pub(crate) struct Vduse {
     /// The devices, sorted by minor (`vduse_idr` under `vduse_lock`).
     #[pin]
     devices: Mutex<KVec<Arc<Device>>>,
+    /// The IOVA allocator's caches, for the devices' IOVA domains (`vduse_domain_init`).
+    iova_cache: IovaCache,
 }
 
 impl Vduse {
@@ -66,6 +69,7 @@ impl Vduse {
             class: Class::register(c"vduse", c"vduse")?,
             region: ChrdevRegion::alloc(MINORS, c"vduse")?,
             devices <- new_mutex!(KVec::new(), "Vduse::devices"),
+            iova_cache: IovaCache::get()?,
         })
     }
 
@@ -144,7 +148,7 @@ impl Vduse {
             if !dev.is_ready() {
                 return Err(EINVAL);
             }
-            (dev.clone(), dev.init_vdpa(mdev, name)?)
+            (dev.clone(), dev.init_vdpa(mdev, name, &self.iova_cache)?)
         };
         let r = vdpa.register(mdev, dev.vq_num());
         if r.is_err() && new_domains {

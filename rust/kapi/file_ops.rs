@@ -21,6 +21,8 @@ use kernel::{
         IovIterDest,
         IovIterSource, //
     },
+    mm::virt::VmaNew,
+    page::Page,
     prelude::*,
     sync::poll::PollTable,
     types::ForeignOwnable,
@@ -76,6 +78,60 @@ pub(crate) trait FileOps: Sized {
     ) -> Result<isize> {
         build_error!(VTABLE_DEFAULT_ERROR)
     }
+
+    /// `mmap`: sets up a new mapping of the file. With [`FileOps::fault`], the mapping's pages
+    /// are served by it (the mapping's `vm_ops` are set after this returns `Ok`).
+    fn mmap(
+        _this: <Self::Ptr as ForeignOwnable>::Borrowed<'_>,
+        _file: &File,
+        _vma: &VmaNew,
+    ) -> Result {
+        build_error!(VTABLE_DEFAULT_ERROR)
+    }
+
+    /// The `fault` of a mapping made by [`FileOps::mmap`]: insert the page at
+    /// [`VmFault::pgoff`] with [`VmFault::insert`], or fail with [`FaultResult::SIGBUS`].
+    /// Process context, with the mapping's `mmap_lock` held for reading: may sleep.
+    fn fault(_this: <Self::Ptr as ForeignOwnable>::Borrowed<'_>, _vmf: &VmFault<'_>) -> FaultResult {
+        build_error!(VTABLE_DEFAULT_ERROR)
+    }
+}
+
+/// The outcome of a page fault (`vm_fault_t`).
+#[derive(Clone, Copy, PartialEq, Eq, Debug)]
+pub(crate) struct FaultResult(bindings::vm_fault_t);
+
+impl FaultResult {
+    /// `VM_FAULT_SIGBUS`: the access gets `SIGBUS`.
+    pub(crate) const SIGBUS: Self = Self(bindings::vm_fault_reason_VM_FAULT_SIGBUS);
+}
+
+/// A page fault in a mapping of a [`FileOps`] file with [`FileOps::fault`].
+///
+/// # Invariants
+///
+/// `raw` is the valid `struct vm_fault` of a running `fault` handler.
+pub(crate) struct VmFault<'a> {
+    raw: *mut bindings::vm_fault,
+    _fault: PhantomData<&'a ()>,
+}
+
+impl VmFault<'_> {
+    /// The offset of the faulting page in the file, in pages.
+    pub(crate) fn pgoff(&self) -> usize {
+        // SAFETY: `raw` is valid (type invariant).
+        unsafe { (*self.raw).__bindgen_anon_1.pgoff }
+    }
+
+    /// Maps `page` at the faulting address (`vmf_insert_page_mkwrite`), writable if the access
+    /// is a write; the mapping takes its own reference on the page.
+    pub(crate) fn insert(&self, page: &Page) -> FaultResult {
+        // SAFETY: `raw` is valid (type invariant).
+        let write = unsafe { (*self.raw).flags } & bindings::fault_flag_FAULT_FLAG_WRITE != 0;
+        // SAFETY: `raw` is a fault being handled and `page` a valid page, alive for the call;
+        // the page table takes its own reference on it.
+        FaultResult(unsafe { bindings::vmf_insert_page_mkwrite(self.raw, page.as_ptr(), write) })
+    }
 }
 
 /// The signature of a file's `open` operation.
@@ -83,6 +139,34 @@ pub(crate) type OpenFn = unsafe extern "C" fn(*mut bindings::inode, *mut binding
 
 /// The `struct file_operations` of `T`.
 pub(crate) struct FileOpsVTable<T: FileOps>(PhantomData<T>);
+
+/// The `struct vm_operations_struct` of the mappings of `T`'s files.
+struct VmOpsVTable<T: FileOps>(PhantomData<T>);
+
+impl<T: FileOps> VmOpsVTable<T> {
+    const VTABLE: bindings::vm_operations_struct = bindings::vm_operations_struct {
+        fault: Some(Self::fault),
+        ..pin_init::zeroed()
+    };
+
+    /// # Safety
+    ///
+    /// `vmf` is a fault in a mapping that [`FileOpsVTable::mmap`] set up for a file of `T`.
+    unsafe extern "C" fn fault(vmf: *mut bindings::vm_fault) -> bindings::vm_fault_t {
+        // SAFETY: The mapping holds a reference on its file, whose private data is a `T::Ptr`
+        // until its `release`, which cannot run while the mapping exists.
+        let this = unsafe {
+            let file = (*(*vmf).__bindgen_anon_1.vma).vm_file;
+            <T::Ptr as ForeignOwnable>::borrow((*file).private_data.cast())
+        };
+        // INVARIANT: The fault being handled.
+        let vmf = VmFault {
+            raw: vmf,
+            _fault: PhantomData,
+        };
+        T::fault(this, &vmf).0
+    }
+}
 
 impl<T: FileOps> FileOpsVTable<T> {
     /// The table, with `open` as its open operation.
@@ -118,6 +202,7 @@ impl<T: FileOps> FileOpsVTable<T> {
             } else {
                 None
             },
+            mmap: if T::HAS_MMAP { Some(Self::mmap) } else { None },
             llseek: Some(bindings::noop_llseek),
             owner: kernel::module::this_module::<T::OwnerModule>().as_ptr(),
             ..pin_init::zeroed()
@@ -217,6 +302,31 @@ impl<T: FileOps> FileOpsVTable<T> {
             // CAST: `long` and `isize` have the same size in the kernel.
             Ok(ret) => ret as c_long,
             Err(e) => e.to_errno() as c_long,
+        }
+    }
+
+    /// # Safety
+    ///
+    /// `file` is a file of this table; `vma` a mapping of it being set up.
+    unsafe extern "C" fn mmap(file: *mut bindings::file, vma: *mut bindings::vm_area_struct) -> c_int {
+        // SAFETY: A file of this table (caller).
+        let this = unsafe { Self::borrow(file) };
+        // SAFETY: The caller provides a VMA that is undergoing its initial setup.
+        let area = unsafe { VmaNew::from_raw(vma) };
+        // SAFETY:
+        // * The file is valid for the duration of this call.
+        // * There is no active fdget_pos region on the file on this thread.
+        let f = unsafe { File::from_raw_file(file) };
+        match T::mmap(this, f, area) {
+            Ok(()) => {
+                if T::HAS_FAULT {
+                    // SAFETY: The VMA is being set up for a file of `T` (its `vm_file`); the
+                    // table is static.
+                    unsafe { (*vma).vm_ops = &VmOpsVTable::<T>::VTABLE };
+                }
+                0
+            }
+            Err(e) => e.to_errno(),
         }
     }
 

@@ -28,7 +28,10 @@ pub(crate) use iotlb::{
     Iotlb,
     IotlbMap, //
 };
-pub(crate) use map_ops::MapOps;
+pub(crate) use map_ops::{
+    MapOps,
+    DMA_ATTR_SKIP_CPU_SYNC, //
+};
 pub(crate) use mgmt::{
     MgmtDev,
     MgmtOps,

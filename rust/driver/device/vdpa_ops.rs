@@ -14,18 +14,25 @@ use super::{
     VIRTIO_F_RING_PACKED, //
 };
 use crate::{
-    driver::vq::Vq,
-    kapi::vdpa::{
-        Borrowed,
-        Callback,
-        ConfigOps,
-        Iotlb,
-        IotlbMap,
-        MapOps,
-        MgmtDev,
-        VdpaDevice,
-        VqState,
-        VqStateWords, //
+    driver::{
+        domain::AddressSpace,
+        vq::Vq, //
+    },
+    kapi::{
+        bounce::DmaRegion,
+        iova::IovaCache,
+        vdpa::{
+            Borrowed,
+            Callback,
+            ConfigOps,
+            Iotlb,
+            IotlbMap,
+            MapOps,
+            MgmtDev,
+            VdpaDevice,
+            VqState,
+            VqStateWords, //
+        },
     },
     uapi::{
         self,
@@ -37,7 +44,7 @@ use core::ptr::NonNull;
 use kernel::{
     bindings::gfp_t,
     dma::DataDirection,
-    page::BorrowedPage,
+    page::PAGE_SIZE,
     prelude::*,
     sync::{
         atomic::Relaxed,
@@ -62,16 +69,23 @@ impl Device {
         self.vqs.iter().all(|vq| vq.num_max() != 0)
     }
 
-    /// Allocates the vDPA device (`vduse_dev_init_vdpa`) and marks the IOVA domains created;
-    /// returns the device and whether the domains are new (to undo if registration fails).
+    /// Allocates the vDPA device (`vduse_dev_init_vdpa`) and puts the IOVA domains in use,
+    /// creating them on the first add (`nas` domains of `bounce_size / nas` bytes of bounce
+    /// space each); returns the device and whether the domains were not in use before (to
+    /// undo if registration fails).
+    ///
+    /// The domains are kept across `vdpa dev del` and reused, emptied, by the next add (C
+    /// creates new ones on every add and leaks the old: `Documentation/differences.rst`).
     ///
     /// # Errors
     ///
-    /// `EEXIST` if the device is on the vDPA bus already; errors of the allocation.
+    /// `EEXIST` if the device is on the vDPA bus already; `ENOMEM` and errors of the
+    /// allocations.
     pub(crate) fn init_vdpa(
         self: &Arc<Self>,
         mdev: &MgmtDev<'_>,
         name: &CStr,
+        cache: &IovaCache,
     ) -> Result<(VdpaDevice, bool)> {
         let mut st = self.state.lock();
         if st.bound {
@@ -79,6 +93,26 @@ impl Device {
         }
         let sysfs = self.sysfs.lock();
         let node = sysfs.as_ref().ok_or(ENODEV)?.node();
+        let mut d = self.domain.lock();
+        let per_space = d.bounce_size.checked_div(self.nas).ok_or(EINVAL)? as usize;
+        let stale = {
+            let spaces = self.spaces.lock();
+            spaces.first().is_none_or(|s| s.domain.bounce_size() != per_space.div_ceil(PAGE_SIZE) * PAGE_SIZE)
+        };
+        if stale {
+            // First add, or `bounce_size` changed after a failed one.
+            let mut fresh = KVec::with_capacity(self.nas as usize, GFP_KERNEL)?;
+            for _ in 0..self.nas {
+                fresh.push(AddressSpace::new(per_space, cache)?, GFP_KERNEL)?;
+            }
+            let old = core::mem::replace(&mut *self.spaces.lock(), fresh);
+            drop(old);
+        } else {
+            for s in self.spaces.lock().iter() {
+                s.domain.reset_bounce_map();
+                s.domain.set_consumer_maps(KVec::new());
+            }
+        }
         // The device holds a reference on `self` until `free`.
         let (ngroups, nas) = (self.ngroups, self.nas);
         let vdpa = if self.vduse_features.suspend() {
@@ -87,12 +121,9 @@ impl Device {
             VdpaDevice::alloc::<Ops>(node, mdev, name, ngroups, nas, self.clone())
         }?;
         st.bound = true;
-        // The IOVA domains exist from the first `vdpa dev add` on: `bounce_size` is frozen.
-        // Every add starts them afresh (C allocates new domains), without mappings.
-        let mut d = self.domain.lock();
+        // From here on `bounce_size` is frozen.
         let new = !d.created;
         d.created = true;
-        d.maps.clear();
         Ok((vdpa, new))
     }
 
@@ -277,6 +308,10 @@ impl Device {
         }
         self.suspended.store(false, Relaxed);
         self.config_cb.clear();
+        // The bounce region's IOTLB entry goes; the coherent buffers are the driver's to free.
+        for s in self.spaces.lock().iter() {
+            s.domain.reset_bounce_map();
+        }
         for vq in self.vqs.iter() {
             vq.reset();
             vq.flush_kicks();
@@ -300,7 +335,8 @@ impl Device {
         if maps.len() > super::MAX_IOTLB_ENTRIES {
             return Err(ENOSPC);
         }
-        self.domain.lock().set_maps(asid, maps)?;
+        let (domain, _) = self.space(asid)?;
+        domain.set_consumer_maps(maps);
         let mut r = DevRequest::new(req::UPDATE_IOTLB);
         r.put_u64(0, 0);
         r.put_u64(8, u64::MAX);
@@ -309,8 +345,7 @@ impl Device {
         }
         let res = self.request(r).map(|_| ());
         if res.is_err() {
-            // Cannot fail: clearing never allocates.
-            let _ = self.domain.lock().set_maps(asid, KVec::new());
+            domain.set_consumer_maps(KVec::new());
         }
         res
     }
@@ -323,7 +358,12 @@ impl Device {
         let mut r = DevRequest::new(req::SET_VQ_GROUP_ASID);
         r.put_u32(0, group);
         r.put_u32(4, asid);
-        self.request(r).map(|_| ())
+        self.request(r)?;
+        // The group's map ops use the new address space from now on.
+        if let Some(g) = self.groups.get(group as usize) {
+            g.store(asid, Relaxed);
+        }
+        Ok(())
     }
 
     /// `suspend` (`VDUSE_F_SUSPEND`): once the daemon accepted, no kick or interrupt is
@@ -360,7 +400,6 @@ macro_rules! config_ops {
         #[vtable]
         impl ConfigOps for $ops {
             type Ptr = Arc<Device>;
-            type Map = NoMapping;
 
             fn set_vq_address(
                 this: Borrowed<'_, Self>,
@@ -403,9 +442,8 @@ macro_rules! config_ops {
             fn get_vq_group(this: Borrowed<'_, Self>, idx: u16) -> u32 {
                 this.vdpa_get_vq_group(idx)
             }
-            fn get_vq_map<'a>(_this: Borrowed<'a, Self>, _idx: u16) -> Option<&'a NoMapping> {
-                // No IOVA domain yet: a NULL group makes every map op fail.
-                None
+            fn get_vq_map(this: Borrowed<'_, Self>, idx: u16) -> Option<u32> {
+                Some(this.vdpa_get_vq_group(idx))
             }
             fn get_device_features(this: Borrowed<'_, Self>) -> u64 {
                 this.vdpa_get_device_features()
@@ -461,6 +499,78 @@ macro_rules! config_ops {
             }
             $($extra)*
         }
+
+        impl MapOps for $ops {
+            fn map_page(
+                this: Borrowed<'_, Self>,
+                group: u32,
+                region: DmaRegion,
+                dir: DataDirection,
+                attrs: usize,
+            ) -> Result<u64> {
+                this.group_domain(group)?.map_page(region, dir, attrs)
+            }
+            fn unmap_page(
+                this: Borrowed<'_, Self>,
+                group: u32,
+                addr: u64,
+                size: usize,
+                dir: DataDirection,
+                attrs: usize,
+            ) {
+                if let Ok(d) = this.group_domain(group) {
+                    d.unmap_page(addr, size, dir, attrs)
+                }
+            }
+            fn sync_for_cpu(
+                this: Borrowed<'_, Self>,
+                group: u32,
+                addr: u64,
+                size: usize,
+                dir: DataDirection,
+            ) {
+                if let Ok(d) = this.group_domain(group) {
+                    d.sync_for_cpu(addr, size, dir)
+                }
+            }
+            fn sync_for_device(
+                this: Borrowed<'_, Self>,
+                group: u32,
+                addr: u64,
+                size: usize,
+                dir: DataDirection,
+            ) {
+                if let Ok(d) = this.group_domain(group) {
+                    d.sync_for_device(addr, size, dir)
+                }
+            }
+            fn alloc_coherent(
+                this: Borrowed<'_, Self>,
+                group: u32,
+                size: usize,
+                gfp: gfp_t,
+            ) -> Result<(NonNull<u8>, u64)> {
+                this.group_domain(group)?.alloc_coherent(size, gfp)
+            }
+            fn free_coherent(
+                this: Borrowed<'_, Self>,
+                group: u32,
+                size: usize,
+                _vaddr: NonNull<u8>,
+                addr: u64,
+            ) {
+                if let Ok(d) = this.group_domain(group) {
+                    d.free_coherent(addr, size)
+                }
+            }
+            fn need_sync(this: Borrowed<'_, Self>, group: u32, addr: u64) -> bool {
+                this.group_domain(group)
+                    .is_ok_and(|d| addr < d.bounce_size() as u64)
+            }
+            fn max_mapping_size(this: Borrowed<'_, Self>, group: u32) -> usize {
+                this.group_domain(group).map_or(0, |d| d.bounce_size())
+            }
+        }
     };
 }
 
@@ -471,45 +581,3 @@ config_ops!(
         this.vdpa_suspend()
     }
 );
-
-/// The mapping context of a virtqueue group. There is none yet (no bounce-buffer IOVA domain):
-/// `get_vq_map` hands out no group, so `virtio_vdpa`'s mappings fail with `ENOMEM` and a virtio
-/// driver's probe fails instead of touching memory the device cannot reach. The type is
-/// uninhabited: the map ops below cannot be called.
-pub(crate) enum NoMapping {}
-
-impl MapOps for NoMapping {
-    type Group = NoMapping;
-
-    fn map_page(
-        group: &NoMapping,
-        _page: &BorrowedPage<'_>,
-        _offset: usize,
-        _size: usize,
-        _dir: DataDirection,
-        _attrs: usize,
-    ) -> Result<u64> {
-        match *group {}
-    }
-    fn unmap_page(group: &NoMapping, _addr: u64, _size: usize, _dir: DataDirection, _attrs: usize) {
-        match *group {}
-    }
-    fn sync_for_cpu(group: &NoMapping, _addr: u64, _size: usize, _dir: DataDirection) {
-        match *group {}
-    }
-    fn sync_for_device(group: &NoMapping, _addr: u64, _size: usize, _dir: DataDirection) {
-        match *group {}
-    }
-    fn alloc(group: &NoMapping, _size: usize, _gfp: gfp_t) -> Result<(NonNull<u8>, u64)> {
-        match *group {}
-    }
-    fn free(group: &NoMapping, _size: usize, _vaddr: NonNull<u8>, _addr: u64, _attrs: usize) {
-        match *group {}
-    }
-    fn need_sync(group: &NoMapping, _addr: u64) -> bool {
-        match *group {}
-    }
-    fn max_mapping_size(group: &NoMapping) -> usize {
-        match *group {}
-    }
-}

@@ -13,7 +13,7 @@
 
 use super::{
     iotlb::Iotlb,
-    map_ops::MapOps, //
+    map_ops::GroupToken, //
 };
 use crate::ffi;
 use core::marker::PhantomData;
@@ -129,8 +129,6 @@ impl CallbackSlot {
 pub(crate) trait ConfigOps: Sized {
     /// The driver data: a pointer the device holds until `free`.
     type Ptr: ForeignOwnable + Send + Sync;
-    /// The mapping operations of the device's virtqueue groups.
-    type Map: MapOps;
 
     /// `set_vq_address`: the descriptor, driver and device areas of virtqueue `idx`.
     fn set_vq_address(
@@ -166,12 +164,9 @@ pub(crate) trait ConfigOps: Sized {
     fn get_vq_group(_this: Borrowed<'_, Self>, _idx: u16) -> u32 {
         build_error!(VTABLE_DEFAULT_ERROR)
     }
-    /// `get_vq_map`: the mapping context of virtqueue `idx`'s group, which must stay valid
-    /// until the device is freed; `None` makes every map op of that queue fail.
-    fn get_vq_map<'a>(
-        _this: Borrowed<'a, Self>,
-        _idx: u16,
-    ) -> Option<&'a <Self::Map as MapOps>::Group> {
+    /// `get_vq_map`: the group (below the device's `ngroups`) whose mapping operations
+    /// ([`super::MapOps`]) serve virtqueue `idx`; `None` makes every map op of that queue fail.
+    fn get_vq_map(_this: Borrowed<'_, Self>, _idx: u16) -> Option<u32> {
         build_error!(VTABLE_DEFAULT_ERROR)
     }
     /// `get_device_features`.
@@ -231,7 +226,9 @@ pub(crate) struct ConfigOpsVTable<T: ConfigOps>(PhantomData<T>);
 /// # Invariants
 ///
 /// Between allocation and the `free` op, `data` is a pointer from `ForeignOwnable::into_foreign`
-/// of the `T::Ptr` of the table the device was allocated with.
+/// of the `T::Ptr` of the table the device was allocated with, and `groups` is NULL or the
+/// buffer of a `KVec<GroupToken>` of length `ngroups` and capacity `groups_cap` whose tokens
+/// point to this allocation.
 #[repr(C)]
 pub(crate) struct DeviceAlloc {
     /// The vDPA device (first: a `*mut vdpa_device` of the vDPA core points to a
@@ -239,6 +236,12 @@ pub(crate) struct DeviceAlloc {
     pub(crate) vdpa: ffi::vdpa_device,
     /// The driver data, a foreign `T::Ptr`.
     pub(crate) data: *mut c_void,
+    /// The `virtio_map` tokens of the groups.
+    pub(crate) groups: *mut GroupToken,
+    /// The number of groups.
+    pub(crate) ngroups: u32,
+    /// The capacity of the tokens' buffer.
+    pub(crate) groups_cap: usize,
 }
 
 const _: () = assert!(core::mem::offset_of!(DeviceAlloc, vdpa) == 0);
@@ -503,14 +506,22 @@ impl<T: ConfigOps> ConfigOpsVTable<T> {
     /// See above.
     unsafe extern "C" fn get_vq_map(vdpa: *mut ffi::vdpa_device, idx: u16) -> ffi::virtio_map {
         // SAFETY: A live device of this table.
-        match T::get_vq_map(unsafe { Self::this(vdpa) }, idx) {
-            // The map ops of the device (`MapOpsVTable<T::Map>`) turn the pointer back into a
-            // `&T::Map::Group`; the implementation keeps the group alive until `free`.
-            Some(group) => ffi::virtio_map {
-                group: core::ptr::from_ref(group).cast_mut().cast(),
+        let group = T::get_vq_map(unsafe { Self::this(vdpa) }, idx);
+        // SAFETY: A live device: `groups` and `ngroups` as allocated (type invariant of
+        // `DeviceAlloc`).
+        let (groups, ngroups) = unsafe {
+            let alloc = vdpa.cast::<DeviceAlloc>();
+            ((*alloc).groups, (*alloc).ngroups)
+        };
+        match group {
+            // The token lives until `free`; the map ops of the device (`MapOpsVTable<T>`)
+            // read it back.
+            Some(g) if g < ngroups && !groups.is_null() => ffi::virtio_map {
+                // SAFETY: `g` is in bounds of the token buffer.
+                group: unsafe { groups.add(g as usize) }.cast(),
             },
-            // A NULL group: every map op fails.
-            None => pin_init::zeroed(),
+            // A NULL token: every map op fails.
+            _ => pin_init::zeroed(),
         }
     }
 
@@ -681,11 +692,19 @@ impl<T: ConfigOps> ConfigOpsVTable<T> {
     ///
     /// See above; the vDPA core frees the device after this returns.
     unsafe extern "C" fn free(vdpa: *mut ffi::vdpa_device) {
+        let alloc = vdpa.cast::<DeviceAlloc>();
         // SAFETY: `data` is the `T::Ptr` stored at allocation (type invariant of
         // `DeviceAlloc`), taken back exactly once, here.
-        let data = unsafe {
-            <T::Ptr as ForeignOwnable>::from_foreign((*vdpa.cast::<DeviceAlloc>()).data.cast())
-        };
-        T::free(data)
+        let data = unsafe { <T::Ptr as ForeignOwnable>::from_foreign((*alloc).data.cast()) };
+        T::free(data);
+        // SAFETY: The tokens' buffer (type invariant of `DeviceAlloc`), given back once; no
+        // map op runs after `free`, so nobody uses a token any more.
+        unsafe {
+            let groups = (*alloc).groups;
+            if !groups.is_null() {
+                let n = (*alloc).ngroups as usize;
+                drop(KVec::from_raw_parts(groups, n, (*alloc).groups_cap));
+            }
+        }
     }
 }

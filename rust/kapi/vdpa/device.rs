@@ -7,11 +7,14 @@
 
 use super::{
     config_ops::{
-        ConfigOps,
         ConfigOpsVTable,
         DeviceAlloc, //
     },
-    map_ops::MapOpsVTable,
+    map_ops::{
+        GroupToken,
+        MapOps,
+        MapOpsVTable, //
+    },
     mgmt::MgmtDev,
 };
 use crate::{
@@ -41,9 +44,9 @@ pub(crate) struct VdpaDevice {
 
 impl VdpaDevice {
     /// `vdpa_alloc_device()`: a device named `name`, child of `parent`, of management device
-    /// `mdev`, with `ngroups` virtqueue groups and `nas` address spaces, whose ops are `T`'s
-    /// and whose driver data is `data` (handed back by [`ConfigOps::free`]).
-    pub(crate) fn alloc<T: ConfigOps>(
+    /// `mdev`, with `ngroups` virtqueue groups and `nas` address spaces, whose config and map
+    /// ops are `T`'s and whose driver data is `data` (handed back by `ConfigOps::free`).
+    pub(crate) fn alloc<T: MapOps>(
         parent: &DeviceNode,
         mdev: &MgmtDev<'_>,
         name: &CStr,
@@ -51,6 +54,16 @@ impl VdpaDevice {
         nas: u32,
         data: T::Ptr,
     ) -> Result<Self> {
+        let mut groups = KVec::with_capacity(ngroups as usize, GFP_KERNEL)?;
+        for group in 0..ngroups {
+            groups.push(
+                GroupToken {
+                    alloc: core::ptr::null_mut(),
+                    group,
+                },
+                GFP_KERNEL,
+            )?;
+        }
         // SAFETY: `parent` is a registered device (type invariant of `DeviceNode`), which the
         // vDPA device holds a reference on; the op tables are static; the size covers
         // `DeviceAlloc`, whose `vdpa_device` is at offset 0; `name` is copied.
@@ -58,7 +71,7 @@ impl VdpaDevice {
             ffi::__vdpa_alloc_device(
                 parent.as_raw(),
                 &ConfigOpsVTable::<T>::VTABLE,
-                &MapOpsVTable::<T::Map>::VTABLE,
+                &MapOpsVTable::<T>::VTABLE,
                 ngroups,
                 nas,
                 core::mem::size_of::<DeviceAlloc>(),
@@ -70,7 +83,16 @@ impl VdpaDevice {
         // device is registered. From here on `free` takes the driver data back.
         // INVARIANT: The driver data is `T`'s (type invariant of `DeviceAlloc`).
         unsafe {
-            (*raw.cast::<DeviceAlloc>()).data = data.into_foreign().cast();
+            let alloc = raw.cast::<DeviceAlloc>();
+            for token in groups.iter_mut() {
+                token.alloc = alloc;
+            }
+            let (tokens, len, cap) = groups.into_raw_parts();
+            (*alloc).data = data.into_foreign().cast();
+            (*alloc).groups = tokens;
+            // CAST: `len == ngroups`, a `u32`.
+            (*alloc).ngroups = len as u32;
+            (*alloc).groups_cap = cap;
             (*raw).mdev = mdev.as_raw();
         }
         Ok(Self { raw })

@@ -5,17 +5,27 @@
 //!
 //! C header: [`include/linux/virtio_config.h`](srctree/include/linux/virtio_config.h).
 //!
-//! Every op receives the group that [`super::ConfigOps::get_vq_map`] handed out for the queue;
-//! a queue without one (a NULL `virtio_map`) gets `DMA_MAPPING_ERROR`, NULL or nothing from
-//! this table without reaching the implementation.
+//! [`ConfigOps::get_vq_map`] names the group of a queue; the `virtio_map` token handed to the
+//! virtio core points to a [`GroupToken`] that this layer allocates with the device and frees
+//! in its `free` op, so every map op finds the device's driver data and the group without
+//! trusting the implementation with a pointer. A queue without a group (a NULL token) gets
+//! `DMA_MAPPING_ERROR`, NULL or nothing without reaching the implementation.
 //!
 //! **All of these ops may be called in atomic context**, including softirq (a network driver's
 //! NAPI refill, its transmit under the queue lock) and with interrupts disabled: an
 //! implementation never sleeps, allocates with `GFP_ATOMIC` only (or the `gfp` it is given),
-//! takes only spinlocks that are taken with interrupts or bottom halves disabled everywhere,
-//! and touches no memory that can fault.
+//! takes only spinlocks that are taken with interrupts disabled everywhere, and touches no
+//! memory that can fault.
 
-use crate::ffi;
+use super::config_ops::{
+    Borrowed,
+    ConfigOps,
+    DeviceAlloc, //
+};
+use crate::{
+    ffi,
+    kapi::bounce::DmaRegion, //
+};
 use core::{
     marker::PhantomData,
     ptr::NonNull, //
@@ -23,55 +33,79 @@ use core::{
 use kernel::{
     bindings,
     dma::DataDirection,
-    page::BorrowedPage,
-    prelude::*, //
+    prelude::*,
+    types::ForeignOwnable, //
 };
 
 /// `DMA_MAPPING_ERROR`: the address a failed mapping returns.
 pub(crate) const DMA_MAPPING_ERROR: u64 = !ffi::DMA_MAPPING_ERROR_COMPLEMENT;
 
-/// The mapping operations of a device's virtqueue groups. Every op may run in atomic context
-/// (see the module documentation).
-pub(crate) trait MapOps: Sized {
-    /// The mapping context of one virtqueue group.
-    type Group: Send + Sync;
+/// `DMA_ATTR_SKIP_CPU_SYNC`: the mapping's buffer is not to be synchronised by map/unmap.
+pub(crate) const DMA_ATTR_SKIP_CPU_SYNC: usize = bindings::DMA_ATTR_SKIP_CPU_SYNC as usize;
 
-    /// `map_page`: makes `size` bytes of `page` from `offset` visible to the device; returns
-    /// the device address. Called in atomic context.
+/// The mapping operations of a device's virtqueue groups, identified by their index. Every op
+/// may run in atomic context (see the module documentation).
+pub(crate) trait MapOps: ConfigOps {
+    /// `map_page`: makes the lent memory `region` visible to the device; returns the device
+    /// address.
     fn map_page(
-        group: &Self::Group,
-        page: &BorrowedPage<'_>,
-        offset: usize,
-        size: usize,
+        this: Borrowed<'_, Self>,
+        group: u32,
+        region: DmaRegion,
         dir: DataDirection,
         attrs: usize,
     ) -> Result<u64>;
 
-    /// `unmap_page`: ends a mapping of [`MapOps::map_page`]. Called in atomic context.
-    fn unmap_page(group: &Self::Group, addr: u64, size: usize, dir: DataDirection, attrs: usize);
+    /// `unmap_page`: ends a mapping of [`MapOps::map_page`].
+    fn unmap_page(
+        this: Borrowed<'_, Self>,
+        group: u32,
+        addr: u64,
+        size: usize,
+        dir: DataDirection,
+        attrs: usize,
+    );
 
-    /// `sync_single_for_cpu`. Called in atomic context.
-    fn sync_for_cpu(group: &Self::Group, addr: u64, size: usize, dir: DataDirection);
+    /// `sync_single_for_cpu`.
+    fn sync_for_cpu(this: Borrowed<'_, Self>, group: u32, addr: u64, size: usize, dir: DataDirection);
 
-    /// `sync_single_for_device`. Called in atomic context.
-    fn sync_for_device(group: &Self::Group, addr: u64, size: usize, dir: DataDirection);
+    /// `sync_single_for_device`.
+    fn sync_for_device(
+        this: Borrowed<'_, Self>,
+        group: u32,
+        addr: u64,
+        size: usize,
+        dir: DataDirection,
+    );
 
-    /// `alloc`: a coherent buffer of `size` bytes; its kernel address and device address.
-    /// May be called in atomic context: allocate with `gfp`.
-    fn alloc(group: &Self::Group, size: usize, gfp: bindings::gfp_t) -> Result<(NonNull<u8>, u64)>;
+    /// `alloc`: a zeroed coherent buffer of `size` bytes, allocated with `gfp`; its kernel
+    /// address and device address. The buffer stays the implementation's until `free`.
+    fn alloc_coherent(
+        this: Borrowed<'_, Self>,
+        group: u32,
+        size: usize,
+        gfp: bindings::gfp_t,
+    ) -> Result<(NonNull<u8>, u64)>;
 
-    /// `free`: frees a buffer of [`MapOps::alloc`]. Called in atomic context.
-    fn free(group: &Self::Group, size: usize, vaddr: NonNull<u8>, addr: u64, attrs: usize);
+    /// `free`: frees a buffer of [`MapOps::alloc_coherent`].
+    fn free_coherent(this: Borrowed<'_, Self>, group: u32, size: usize, vaddr: NonNull<u8>, addr: u64);
 
-    /// `need_sync`. Called in atomic context.
-    fn need_sync(group: &Self::Group, addr: u64) -> bool;
+    /// `need_sync`.
+    fn need_sync(this: Borrowed<'_, Self>, group: u32, addr: u64) -> bool;
 
-    /// `max_mapping_size`. Called in atomic context.
-    fn max_mapping_size(group: &Self::Group) -> usize;
+    /// `max_mapping_size`.
+    fn max_mapping_size(this: Borrowed<'_, Self>, group: u32) -> usize;
 }
 
-/// The `struct virtio_map_ops` of `M`.
-pub(crate) struct MapOpsVTable<M: MapOps>(PhantomData<M>);
+/// What a `virtio_map` token of a device points to: the device's allocation and a group.
+#[repr(C)]
+pub(crate) struct GroupToken {
+    pub(crate) alloc: *mut DeviceAlloc,
+    pub(crate) group: u32,
+}
+
+/// The `struct virtio_map_ops` of `T`.
+pub(crate) struct MapOpsVTable<T: MapOps>(PhantomData<T>);
 
 /// Converts a C DMA direction; an unknown value is treated as bidirectional (the most
 /// conservative: data is copied both ways).
@@ -84,7 +118,7 @@ fn direction(dir: bindings::dma_data_direction) -> DataDirection {
     }
 }
 
-impl<M: MapOps> MapOpsVTable<M> {
+impl<T: MapOps> MapOpsVTable<T> {
     /// The table.
     pub(crate) const VTABLE: ffi::virtio_map_ops = ffi::virtio_map_ops {
         map_page: Some(Self::map_page),
@@ -98,17 +132,21 @@ impl<M: MapOps> MapOpsVTable<M> {
         max_mapping_size: Some(Self::max_mapping_size),
     };
 
-    /// The group of `map`, if any.
+    /// The driver data and group of `map`, if it names one.
     ///
     /// # Safety
     ///
-    /// `map` was returned by the `get_vq_map` op of a live device whose map ops are this table:
-    /// NULL, or a `&M::Group` valid until the device is freed.
-    unsafe fn group<'a>(map: ffi::virtio_map) -> Option<&'a M::Group> {
+    /// `map` was returned by the `get_vq_map` op of a live device of this table (NULL, or a
+    /// [`GroupToken`] of the device, valid until its `free`).
+    unsafe fn token<'a>(map: ffi::virtio_map) -> Option<(Borrowed<'a, T>, u32)> {
         // SAFETY: Both union members are pointers; `group` is the one `get_vq_map` set.
-        let group = unsafe { map.group };
-        // SAFETY: NULL or a valid `M::Group` (caller).
-        unsafe { group.cast::<M::Group>().as_ref() }
+        let token = unsafe { map.group }.cast::<GroupToken>();
+        // SAFETY: NULL or a token of a live device (caller).
+        let token = unsafe { token.as_ref() }?;
+        // SAFETY: The device is live, so its driver data is a `T::Ptr` (type invariant of
+        // `DeviceAlloc`); no op runs concurrently with or after `free`.
+        let this = unsafe { <T::Ptr as ForeignOwnable>::borrow((*token.alloc).data.cast()) };
+        Some((this, token.group))
     }
 
     // Every op below: # Safety: called by the virtio core with a `map` from `get_vq_map` of a
@@ -126,15 +164,14 @@ impl<M: MapOps> MapOpsVTable<M> {
         attrs: c_ulong,
     ) -> bindings::dma_addr_t {
         // SAFETY: See above.
-        let Some(group) = (unsafe { Self::group(map) }) else {
+        let (Some((this, group)), Some(page)) = (unsafe { Self::token(map) }, NonNull::new(page))
+        else {
             return DMA_MAPPING_ERROR;
         };
-        let Some(page) = NonNull::new(page) else {
-            return DMA_MAPPING_ERROR;
-        };
-        // SAFETY: The page is valid for the call (virtio core).
-        let page = unsafe { BorrowedPage::from_raw(page) };
-        M::map_page(group, &page, offset, size, direction(dir), attrs).unwrap_or(DMA_MAPPING_ERROR)
+        // SAFETY: The arguments of a streaming `map_page`: the memory stays valid until the
+        // matching `unmap_page`.
+        let region = unsafe { DmaRegion::from_map_page(page, offset, size) };
+        T::map_page(this, group, region, direction(dir), attrs).unwrap_or(DMA_MAPPING_ERROR)
     }
 
     /// # Safety
@@ -148,8 +185,8 @@ impl<M: MapOps> MapOpsVTable<M> {
         attrs: c_ulong,
     ) {
         // SAFETY: See above.
-        if let Some(group) = unsafe { Self::group(map) } {
-            M::unmap_page(group, handle, size, direction(dir), attrs)
+        if let Some((this, group)) = unsafe { Self::token(map) } {
+            T::unmap_page(this, group, handle, size, direction(dir), attrs)
         }
     }
 
@@ -163,8 +200,8 @@ impl<M: MapOps> MapOpsVTable<M> {
         dir: bindings::dma_data_direction,
     ) {
         // SAFETY: See above.
-        if let Some(group) = unsafe { Self::group(map) } {
-            M::sync_for_cpu(group, handle, size, direction(dir))
+        if let Some((this, group)) = unsafe { Self::token(map) } {
+            T::sync_for_cpu(this, group, handle, size, direction(dir))
         }
     }
 
@@ -178,8 +215,8 @@ impl<M: MapOps> MapOpsVTable<M> {
         dir: bindings::dma_data_direction,
     ) {
         // SAFETY: See above.
-        if let Some(group) = unsafe { Self::group(map) } {
-            M::sync_for_device(group, handle, size, direction(dir))
+        if let Some((this, group)) = unsafe { Self::token(map) } {
+            T::sync_for_device(this, group, handle, size, direction(dir))
         }
     }
 
@@ -192,11 +229,13 @@ impl<M: MapOps> MapOpsVTable<M> {
         handle: *mut bindings::dma_addr_t,
         gfp: bindings::gfp_t,
     ) -> *mut c_void {
+        // SAFETY: `handle` is valid for writes (virtio core).
+        unsafe { *handle = DMA_MAPPING_ERROR };
         // SAFETY: See above.
-        let Some(group) = (unsafe { Self::group(map) }) else {
+        let Some((this, group)) = (unsafe { Self::token(map) }) else {
             return core::ptr::null_mut();
         };
-        match M::alloc(group, size, gfp) {
+        match T::alloc_coherent(this, group, size, gfp) {
             Ok((vaddr, addr)) => {
                 // SAFETY: `handle` is valid for writes (virtio core).
                 unsafe { *handle = addr };
@@ -214,11 +253,11 @@ impl<M: MapOps> MapOpsVTable<M> {
         size: usize,
         vaddr: *mut c_void,
         handle: bindings::dma_addr_t,
-        attrs: c_ulong,
+        _attrs: c_ulong,
     ) {
         // SAFETY: See above.
-        if let (Some(group), Some(vaddr)) = (unsafe { Self::group(map) }, NonNull::new(vaddr)) {
-            M::free(group, size, vaddr.cast(), handle, attrs)
+        if let (Some((this, group)), Some(vaddr)) = (unsafe { Self::token(map) }, NonNull::new(vaddr)) {
+            T::free_coherent(this, group, size, vaddr.cast(), handle)
         }
     }
 
@@ -227,16 +266,13 @@ impl<M: MapOps> MapOpsVTable<M> {
     /// See above.
     unsafe extern "C" fn need_sync(map: ffi::virtio_map, handle: bindings::dma_addr_t) -> bool {
         // SAFETY: See above.
-        unsafe { Self::group(map) }.is_some_and(|group| M::need_sync(group, handle))
+        unsafe { Self::token(map) }.is_some_and(|(this, group)| T::need_sync(this, group, handle))
     }
 
     /// # Safety
     ///
     /// See above.
-    unsafe extern "C" fn mapping_error(
-        _map: ffi::virtio_map,
-        handle: bindings::dma_addr_t,
-    ) -> c_int {
+    unsafe extern "C" fn mapping_error(_map: ffi::virtio_map, handle: bindings::dma_addr_t) -> c_int {
         if handle == DMA_MAPPING_ERROR {
             ENOMEM.to_errno()
         } else {
@@ -249,6 +285,6 @@ impl<M: MapOps> MapOpsVTable<M> {
     /// See above.
     unsafe extern "C" fn max_mapping_size(map: ffi::virtio_map) -> usize {
         // SAFETY: See above.
-        unsafe { Self::group(map) }.map_or(0, M::max_mapping_size)
+        unsafe { Self::token(map) }.map_or(0, |(this, group)| T::max_mapping_size(this, group))
     }
 }

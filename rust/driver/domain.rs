@@ -1,0 +1,383 @@
+// SPDX-License-Identifier: GPL-2.0
+
+//! The IOVA domain of one address space of a VDUSE device, and its `[vduse-domain]` file.
+//!
+//! C version: [`drivers/vdpa/vdpa_user/iova_domain.c`](srctree/drivers/vdpa/vdpa_user/iova_domain.c).
+//!
+//! The IOVA space of a domain:
+//!
+//! * `[0, bounce_size)`: the streaming region. `virtio_vdpa`'s buffers are bounced through it:
+//!   `map_page` takes an IOVA range from [`Domain::stream`] (4 KiB units) and the bounce table
+//!   copies between the buffer and bounce pages the daemon reaches by `mmap` of the domain file
+//!   at offset 0 (see `kapi::bounce` for who owns which page when). The IOTLB entry of the
+//!   whole region (what `VDUSE_IOTLB_GET_FD` returns) exists from the first `map_page` after a
+//!   reset on, as in C.
+//! * `[bounce_size, IOVA_LIMIT]`: the coherent region (`alloc`: the rings). Each buffer is
+//!   whole pages of the kernel's, mapped at the IOVA [`Domain::coherent_iova`] gives it; the
+//!   daemon reaches it by `mmap` of the domain file at offset IOVA. A buffer belongs to the
+//!   domain from `alloc` to `free`, and lives on while userspace maps one of its pages.
+//! * The consumer's mappings (`set_map`, vhost-vdpa): files of the consumer, returned as is.
+//!
+//! To avoid deadlocks, locks are taken in the order:
+//!
+//! 1. [`Domain::maps`] (spinlock, interrupts disabled everywhere: the map ops take it in
+//!    atomic context, even in softirq).
+//!
+//! It is a leaf. The IOVA allocators lock internally (interrupts disabled); the bounce table
+//! needs no lock (atomics, slots owned by mappings).
+//!
+//! A domain lives as long as the device holds it or a file or mapping of it exists: the domain
+//! file's private data is an `Arc<Domain>`, and a mapping holds its file.
+
+use crate::kapi::{
+    anon_inode::anon_inode_getfile,
+    bounce::{
+        BounceTable,
+        CopyDir,
+        DmaRegion, //
+    },
+    file_ops::{
+        FaultResult,
+        FileOps,
+        VmFault, //
+    },
+    iova::{
+        IovaCache,
+        IovaDomain, //
+    },
+    pages::ContigPages,
+    vdpa::{
+        IotlbMap,
+        DMA_ATTR_SKIP_CPU_SYNC, //
+    },
+};
+use core::ptr::NonNull;
+use kernel::{
+    bindings::gfp_t,
+    dma::DataDirection,
+    fs::File,
+    mm::virt::VmaNew,
+    new_spinlock_irq,
+    page::{
+        PAGE_SHIFT,
+        PAGE_SIZE, //
+    },
+    prelude::*,
+    sync::{
+        aref::ARef,
+        Arc,
+        ArcBorrow,
+        SpinLockIrq, //
+    },
+};
+
+/// The last IOVA of a domain (`VDUSE_IOVA_SIZE - 1`: the largest bounce buffer plus 128 MiB
+/// of coherent space).
+pub(crate) const IOVA_LIMIT: u64 = (1 << 30) + (128 << 20) - 1;
+
+/// `VHOST_MAP_RW` (`VHOST_ACCESS_RW`).
+const PERM_RW: u8 = 0x3;
+
+/// A coherent buffer and the IOVAs it is mapped at.
+struct Coherent {
+    start: u64,
+    last: u64,
+    pages: Arc<ContigPages>,
+}
+
+/// The IOTLB of a domain.
+#[derive(Default)]
+struct Maps {
+    /// The bounce region's entry exists (from the first `map_page` after a reset).
+    bounce_mapped: bool,
+    /// Coherent buffers, in allocation order.
+    coherent: KVec<Coherent>,
+    /// The consumer's mappings, sorted by start.
+    consumer: KVec<IotlbMap>,
+}
+
+/// One IOTLB entry, as `VDUSE_IOTLB_GET_FD` and `VDUSE_IOTLB_GET_INFO` return it.
+pub(crate) struct Entry {
+    /// First IOVA.
+    pub(crate) start: u64,
+    /// Last IOVA (inclusive).
+    pub(crate) last: u64,
+    /// `VHOST_ACCESS_*`.
+    pub(crate) perm: u8,
+    /// Offset of `start` in the file.
+    pub(crate) offset: u64,
+    /// The consumer's file, or `None` for the domain's own file.
+    pub(crate) file: Option<ARef<File>>,
+}
+
+/// The IOVA domain of one address space.
+#[pin_data]
+pub(crate) struct Domain {
+    /// Bounce pages and slots of the streaming region.
+    bounce: BounceTable,
+    /// IOVAs of the streaming region, in 4 KiB units from 4 KiB (0 is never handed out).
+    #[pin]
+    stream: IovaDomain,
+    /// IOVAs of the coherent region, in pages from `bounce_size`.
+    #[pin]
+    coherent_iova: IovaDomain,
+    /// The IOTLB (leaf lock, interrupts disabled).
+    #[pin]
+    maps: SpinLockIrq<Maps>,
+}
+
+impl Domain {
+    /// A domain whose streaming region is `bounce_size` bytes (rounded up to pages).
+    fn new(bounce_size: usize, cache: &IovaCache) -> Result<impl PinInit<Self, Error> + '_> {
+        let size = bounce_size.div_ceil(PAGE_SIZE) * PAGE_SIZE;
+        let bounce = BounceTable::new(size)?;
+        Ok(try_pin_init!(Self {
+            bounce,
+            stream <- IovaDomain::new(crate::kapi::bounce::BOUNCE_SIZE, 1, cache),
+            coherent_iova <- IovaDomain::new(PAGE_SIZE, size >> PAGE_SHIFT, cache),
+            maps <- new_spinlock_irq!(Maps::default(), "Domain::maps"),
+        }))
+    }
+
+    /// The size of the streaming region.
+    pub(crate) fn bounce_size(&self) -> usize {
+        self.bounce.size()
+    }
+
+    /// `map_page` (atomic context): a streaming mapping of `region`, bounced.
+    pub(crate) fn map_page(&self, region: DmaRegion, dir: DataDirection, attrs: usize) -> Result<u64> {
+        let size = region.len();
+        let iova = self
+            .stream
+            .alloc(size, self.bounce.size() as u64 - 1)
+            .ok_or(ENOMEM)?;
+        // The bounce region's entry, inserted lazily as in C.
+        self.maps.lock().bounce_mapped = true;
+        if let Err(e) = self.bounce.map(iova, region) {
+            self.bounce.unmap(iova, size);
+            self.stream.free(iova, size);
+            return Err(e);
+        }
+        if attrs & DMA_ATTR_SKIP_CPU_SYNC == 0 && to_device(dir) {
+            self.bounce.copy(iova, size, CopyDir::ToDevice);
+        }
+        Ok(iova)
+    }
+
+    /// `unmap_page` (atomic context).
+    pub(crate) fn unmap_page(&self, iova: u64, size: usize, dir: DataDirection, attrs: usize) {
+        if attrs & DMA_ATTR_SKIP_CPU_SYNC == 0 && from_device(dir) {
+            self.bounce.copy(iova, size, CopyDir::FromDevice);
+        }
+        self.bounce.unmap(iova, size);
+        self.stream.free(iova, size);
+    }
+
+    /// `sync_single_for_device` (atomic context).
+    pub(crate) fn sync_for_device(&self, iova: u64, size: usize, dir: DataDirection) {
+        if to_device(dir) {
+            self.bounce.copy(iova, size, CopyDir::ToDevice);
+        }
+    }
+
+    /// `sync_single_for_cpu` (atomic context).
+    pub(crate) fn sync_for_cpu(&self, iova: u64, size: usize, dir: DataDirection) {
+        if from_device(dir) {
+            self.bounce.copy(iova, size, CopyDir::FromDevice);
+        }
+    }
+
+    /// `alloc` (may be atomic context, with an atomic `gfp`): a zeroed coherent buffer.
+    pub(crate) fn alloc_coherent(&self, size: usize, gfp: gfp_t) -> Result<(NonNull<u8>, u64)> {
+        let pages = ContigPages::alloc(size, gfp)?;
+        let vaddr = pages.vaddr();
+        let len = pages.size();
+        let start = self.coherent_iova.alloc(size, IOVA_LIMIT).ok_or(ENOMEM)?;
+        let entry = Coherent {
+            start,
+            // OVERFLOW: `start + len - 1 <= IOVA_LIMIT` (the allocator's limit).
+            last: start + len as u64 - 1,
+            pages: Arc::new(pages, kernel::alloc::flags::GFP_ATOMIC)?,
+        };
+        if let Err(e) = self.maps.lock().coherent.push(entry, kernel::alloc::flags::GFP_ATOMIC) {
+            self.coherent_iova.free(start, size);
+            return Err(e.into());
+        }
+        Ok((vaddr, start))
+    }
+
+    /// `free` (may be atomic context): frees a buffer of [`Domain::alloc_coherent`].
+    pub(crate) fn free_coherent(&self, iova: u64, size: usize) {
+        let entry = {
+            let mut maps = self.maps.lock();
+            match maps.coherent.iter().position(|c| c.start == iova) {
+                Some(pos) => maps.coherent.remove(pos).ok(),
+                None => None,
+            }
+        };
+        if entry.is_some() {
+            self.coherent_iova.free(iova, size);
+        }
+        // The pages go when the last userspace mapping of them does.
+        drop(entry);
+    }
+
+    /// Removes the bounce region's entry (device reset); the bounce pages stay.
+    pub(crate) fn reset_bounce_map(&self) {
+        self.maps.lock().bounce_mapped = false;
+    }
+
+    /// Replaces the consumer's mappings (`set_map`); the old ones are released outside the
+    /// lock.
+    pub(crate) fn set_consumer_maps(&self, mut maps: KVec<IotlbMap>) {
+        maps.sort_unstable_by_key(|m| m.start);
+        let old = core::mem::replace(&mut self.maps.lock().consumer, maps);
+        drop(old);
+    }
+
+    /// The first entry (by start) overlapping `start..=last`, with a reference on its file if
+    /// it is the consumer's.
+    pub(crate) fn lookup(&self, start: u64, last: u64) -> Option<Entry> {
+        let maps = self.maps.lock();
+        let bounce_last = self.bounce.size() as u64 - 1;
+        let mut best: Option<Entry> = None;
+        let mut consider = |e: Entry| {
+            if best.as_ref().is_none_or(|b| e.start < b.start) {
+                best = Some(e);
+            }
+        };
+        if maps.bounce_mapped && start <= bounce_last {
+            consider(Entry {
+                start: 0,
+                last: bounce_last,
+                perm: PERM_RW,
+                offset: 0,
+                file: None,
+            });
+        }
+        if let Some(c) = first_overlap(&maps.coherent, |c| (c.start, c.last), start, last) {
+            consider(Entry {
+                start: c.start,
+                last: c.last,
+                perm: PERM_RW,
+                offset: c.start,
+                file: None,
+            });
+        }
+        if let Some(m) = first_overlap(&maps.consumer, |m| (m.start, m.last), start, last) {
+            consider(Entry {
+                start: m.start,
+                last: m.last,
+                perm: m.perm,
+                offset: m.offset,
+                file: Some(m.file.clone()),
+            });
+        }
+        best
+    }
+
+    /// The coherent buffer holding `iova`, and the page index of `iova` in it.
+    fn coherent_at(&self, iova: u64) -> Option<(Arc<ContigPages>, usize)> {
+        let maps = self.maps.lock();
+        let c = first_overlap(&maps.coherent, |c| (c.start, c.last), iova, iova)?;
+        let index = usize::try_from((iova - c.start) >> PAGE_SHIFT).ok()?;
+        Some((c.pages.clone(), index))
+    }
+}
+
+/// Whether a mapping in direction `dir` copies to the device.
+fn to_device(dir: DataDirection) -> bool {
+    matches!(dir, DataDirection::ToDevice | DataDirection::Bidirectional)
+}
+
+/// Whether a mapping in direction `dir` copies from the device.
+fn from_device(dir: DataDirection) -> bool {
+    matches!(dir, DataDirection::FromDevice | DataDirection::Bidirectional)
+}
+
+/// The first of `items` (in their order) whose range `(start, last)` (inclusive, from
+/// `range`) overlaps `start..=last`; for items sorted by start, as `vhost_iotlb_itree_first`
+/// finds it.
+pub(crate) fn first_overlap<T>(
+    items: &[T],
+    range: impl Fn(&T) -> (u64, u64),
+    start: u64,
+    last: u64,
+) -> Option<&T> {
+    items.iter().find(|m| {
+        let (s, l) = range(m);
+        s <= last && start <= l
+    })
+}
+
+/// The `[vduse-domain]` file: `mmap` gives the daemon the bounce region (offset 0) and the
+/// coherent buffers (offset = IOVA).
+#[vtable]
+impl FileOps for Domain {
+    type Ptr = Arc<Domain>;
+
+    fn mmap(_this: ArcBorrow<'_, Domain>, _file: &File, vma: &VmaNew) -> Result {
+        vma.set_dontdump();
+        vma.set_dontexpand();
+        Ok(())
+    }
+
+    /// Serves a page: a bounce page (`SIGBUS` if it was never used), or a page of a coherent
+    /// buffer (`SIGBUS` outside every buffer).
+    fn fault(this: ArcBorrow<'_, Domain>, vmf: &VmFault<'_>) -> FaultResult {
+        let Some(iova) = (vmf.pgoff() as u64).checked_shl(PAGE_SHIFT as u32) else {
+            return FaultResult::SIGBUS;
+        };
+        if iova < this.bounce.size() as u64 {
+            return match this.bounce.page(iova) {
+                Some(page) => vmf.insert(&page),
+                None => FaultResult::SIGBUS,
+            };
+        }
+        // The buffer may be freed meanwhile: its pages stay alive through the `Arc` until the
+        // page is inserted (the mapping then holds its own reference).
+        let Some((pages, index)) = this.coherent_at(iova) else {
+            return FaultResult::SIGBUS;
+        };
+        match pages.page(index) {
+            Some(page) => vmf.insert(&page),
+            None => FaultResult::SIGBUS,
+        }
+    }
+}
+
+/// An address space: its domain and the domain's file.
+pub(crate) struct AddressSpace {
+    /// The domain.
+    pub(crate) domain: Arc<Domain>,
+    /// Its `[vduse-domain]` file (holds a reference on the domain).
+    pub(crate) file: ARef<File>,
+}
+
+impl AddressSpace {
+    /// A new address space with a streaming region of `bounce_size` bytes.
+    pub(crate) fn new(bounce_size: usize, cache: &IovaCache) -> Result<Self> {
+        let domain = Arc::pin_init(Domain::new(bounce_size, cache)?, GFP_KERNEL)?;
+        let file = anon_inode_getfile::<Domain>(c"[vduse-domain]", domain.clone())?;
+        Ok(Self { domain, file })
+    }
+}
+
+#[kunit_tests(vduse_rs_domain)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn iotlb_range_lookup() {
+        let maps = [(0x1000u64, 0x1fffu64), (0x3000, 0x3fff), (0x4000, 0x7fff)];
+        let find = |s, l| first_overlap(&maps, |m| *m, s, l).copied();
+        assert_eq!(find(0, u64::MAX), Some((0x1000, 0x1fff)));
+        assert_eq!(find(0x1fff, 0x1fff), Some((0x1000, 0x1fff)));
+        assert_eq!(find(0x2000, 0x2fff), None);
+        assert_eq!(find(0x2fff, 0x3000), Some((0x3000, 0x3fff)));
+        assert_eq!(find(0x3800, 0x4800), Some((0x3000, 0x3fff)));
+        assert_eq!(find(0x5000, 0x5000), Some((0x4000, 0x7fff)));
+        assert_eq!(find(0x8000, u64::MAX), None);
+        assert_eq!(find(0, 0xfff), None);
+    }
+}

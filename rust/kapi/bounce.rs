@@ -1,0 +1,255 @@
+// SPDX-License-Identifier: GPL-2.0
+
+//! A bounce table: a software IOTLB that serves streaming DMA mappings by copying between the
+//! memory the DMA API lends (`map_page`) and bounce pages of its own, which a device (or a
+//! userspace daemon, through an `mmap`) reaches at addresses `0..size`.
+//!
+//! C version: the bounce half of `drivers/vdpa/vdpa_user/iova_domain.c`.
+//!
+//! # Who owns which page when
+//!
+//! * The bounce pages belong to the table, from their allocation (on demand, by the first
+//!   [`BounceTable::map`] that touches them) until the table is dropped; userspace mappings of
+//!   a page take references of their own, so a page outlives the table while mapped.
+//! * A slot (4 KiB of bounce space, whatever the page size) belongs to one streaming mapping
+//!   between [`BounceTable::map`] and [`BounceTable::unmap`] (the IOVA allocator hands each
+//!   range to one mapping); only that mapping's calls read or write its slot.
+//! * The lent memory belongs to the caller of the DMA API; the table reads and writes it only
+//!   between `map` and `unmap` (the DMA API's contract, which [`DmaRegion`] carries).
+
+use core::ptr::{
+    null_mut,
+    NonNull, //
+};
+use kernel::{
+    alloc::KVVec,
+    bindings,
+    page::{
+        BorrowedPage,
+        PAGE_SHIFT,
+        PAGE_SIZE, //
+    },
+    prelude::*,
+    sync::atomic::{
+        Acquire,
+        Atomic,
+        Relaxed,
+        Release, //
+    },
+};
+
+#[cfg(CONFIG_HIGHMEM)]
+compile_error!("kapi::bounce needs a kernel without CONFIG_HIGHMEM");
+
+/// The bounce granularity: 4 KiB, whatever `PAGE_SIZE` is.
+pub(crate) const BOUNCE_SHIFT: u32 = 12;
+/// The size of a slot.
+pub(crate) const BOUNCE_SIZE: usize = 1 << BOUNCE_SHIFT;
+
+/// Kernel memory lent for one streaming DMA mapping (`map_page`'s page, offset and size),
+/// valid until the matching `unmap_page`.
+///
+/// # Invariants
+///
+/// `va..va + len` is kernel memory (direct map) that stays valid until the mapping it was
+/// lent for is unmapped.
+pub(crate) struct DmaRegion {
+    va: usize,
+    len: usize,
+}
+
+impl DmaRegion {
+    /// The memory of a `map_page` call.
+    ///
+    /// # Safety
+    ///
+    /// `page`, `offset` and `len` are the arguments of a streaming DMA `map_page` call: the
+    /// physically contiguous memory from `offset` in `page` stays valid until the matching
+    /// `unmap_page`.
+    pub(crate) unsafe fn from_map_page(page: NonNull<bindings::page>, offset: usize, len: usize) -> Self {
+        // SAFETY: Without high memory `kmap_local_page` is the page's permanent direct-map
+        // address; physically contiguous memory is contiguous in the direct map.
+        let va = unsafe { bindings::kmap_local_page(page.as_ptr()) } as usize;
+        // INVARIANT: Per the safety requirements.
+        Self {
+            va: va + offset,
+            len,
+        }
+    }
+
+    /// The length in bytes.
+    pub(crate) fn len(&self) -> usize {
+        self.len
+    }
+}
+
+/// Which way a [`BounceTable::copy`] goes.
+#[derive(Clone, Copy, PartialEq, Eq)]
+pub(crate) enum CopyDir {
+    /// From the lent memory into the bounce pages (the device is to read).
+    ToDevice,
+    /// From the bounce pages into the lent memory (the device wrote).
+    FromDevice,
+}
+
+/// The bounce pages and slots of `size` bytes of bounce space. Every method may run in atomic
+/// context (it never sleeps and allocates with `GFP_ATOMIC`).
+///
+/// # Invariants
+///
+/// * `pages[i]` is NULL or a page (order 0) the table owns one reference on, never replaced
+///   once set.
+/// * `orig[s]` is 0 or the kernel address the start of slot `s` stands for in the
+///   [`DmaRegion`] of the mapping that owns the slot (valid until that mapping's `unmap`).
+pub(crate) struct BounceTable {
+    size: usize,
+    pages: KVVec<Atomic<*mut bindings::page>>,
+    orig: KVVec<Atomic<usize>>,
+}
+
+// SAFETY: The pages may be used and freed from any thread; the slots are atomics.
+unsafe impl Send for BounceTable {}
+// SAFETY: All `&self` methods are safe to call concurrently (atomics; slots owned by mappings).
+unsafe impl Sync for BounceTable {}
+
+impl BounceTable {
+    /// A table of `size` bytes (a multiple of `PAGE_SIZE`), without pages yet. Process context.
+    pub(crate) fn new(size: usize) -> Result<Self> {
+        if size == 0 || size % PAGE_SIZE != 0 {
+            return Err(EINVAL);
+        }
+        let npages = size >> PAGE_SHIFT;
+        let nslots = size >> BOUNCE_SHIFT;
+        let mut pages = KVVec::with_capacity(npages, GFP_KERNEL)?;
+        for _ in 0..npages {
+            pages.push(Atomic::new(null_mut()), GFP_KERNEL)?;
+        }
+        let mut orig = KVVec::with_capacity(nslots, GFP_KERNEL)?;
+        for _ in 0..nslots {
+            orig.push(Atomic::new(0), GFP_KERNEL)?;
+        }
+        // INVARIANT: No page, no mapped slot.
+        Ok(Self { size, pages, orig })
+    }
+
+    /// The size of the bounce space.
+    pub(crate) fn size(&self) -> usize {
+        self.size
+    }
+
+    /// The slots of `iova..iova + len`, if inside the table.
+    fn slots(&self, iova: u64, len: usize) -> Option<core::ops::Range<usize>> {
+        let start = usize::try_from(iova).ok()?;
+        let end = start.checked_add(len)?;
+        if len == 0 || end > self.size {
+            return None;
+        }
+        Some(start >> BOUNCE_SHIFT..end.div_ceil(BOUNCE_SIZE))
+    }
+
+    /// The page of bounce address `addr`, allocated if missing.
+    fn page_or_alloc(&self, addr: usize) -> Result<NonNull<bindings::page>> {
+        let slot = self.pages.get(addr >> PAGE_SHIFT).ok_or(EINVAL)?;
+        if let Some(p) = NonNull::new(slot.load(Acquire)) {
+            return Ok(p);
+        }
+        // SAFETY: Allocating one zeroed page; allowed in atomic context with `GFP_ATOMIC`.
+        let new = unsafe { bindings::alloc_pages(bindings::GFP_ATOMIC | bindings::__GFP_ZERO, 0) };
+        let new = NonNull::new(new).ok_or(ENOMEM)?;
+        match slot.cmpxchg(null_mut(), new.as_ptr(), Release) {
+            // INVARIANT: Set once; the table owns the reference.
+            Ok(_) => Ok(new),
+            Err(other) => {
+                // Another mapping of the same page allocated it first.
+                // SAFETY: `new` is ours and unused.
+                unsafe { bindings::__free_pages(new.as_ptr(), 0) };
+                NonNull::new(other).ok_or(ENOMEM)
+            }
+        }
+    }
+
+    /// Maps `region` at `iova` (a range the caller allocated for it alone): allocates the
+    /// missing bounce pages and records the lent memory of every slot.
+    ///
+    /// # Errors
+    ///
+    /// `EINVAL` if the range is outside the table, `ENOMEM`.
+    pub(crate) fn map(&self, iova: u64, region: DmaRegion) -> Result {
+        let slots = self.slots(iova, region.len).ok_or(EINVAL)?;
+        // The lent address that the start of the first slot stands for.
+        let base = region.va.wrapping_sub((iova as usize) & (BOUNCE_SIZE - 1));
+        for (k, s) in slots.enumerate() {
+            self.page_or_alloc(s << BOUNCE_SHIFT)?;
+            // INVARIANT: The slot belongs to this mapping, whose region is valid until unmap.
+            self.orig[s].store(base.wrapping_add(k << BOUNCE_SHIFT), Release);
+        }
+        Ok(())
+    }
+
+    /// Ends the mapping at `iova..iova + len`: its slots stand for nothing any more.
+    pub(crate) fn unmap(&self, iova: u64, len: usize) {
+        if let Some(slots) = self.slots(iova, len) {
+            for s in slots {
+                // INVARIANT: The mapping is gone.
+                self.orig[s].store(0, Relaxed);
+            }
+        }
+    }
+
+    /// Copies `iova..iova + len` of a mapping between its bounce pages and its lent memory.
+    /// Addresses outside the table, or slots not mapped, are left alone.
+    pub(crate) fn copy(&self, iova: u64, len: usize, dir: CopyDir) {
+        let Some(slots) = self.slots(iova, len) else {
+            return;
+        };
+        // CAST: Inside the table (checked above), so it fits in `usize`.
+        let mut addr = iova as usize;
+        let end = addr + len;
+        for s in slots {
+            let orig = self.orig[s].load(Acquire);
+            let page = self.pages[addr >> PAGE_SHIFT].load(Acquire);
+            if orig == 0 || page.is_null() {
+                return;
+            }
+            let in_slot = addr & (BOUNCE_SIZE - 1);
+            let sz = (BOUNCE_SIZE - in_slot).min(end - addr);
+            // SAFETY: Without high memory `kmap_local_page` is the page's permanent address;
+            // the page lives as long as the table (type invariant).
+            let bounce = unsafe { bindings::kmap_local_page(page) }.cast::<u8>();
+            // SAFETY: `addr % PAGE_SIZE + sz <= PAGE_SIZE` (a slot never crosses a page).
+            let bounce = unsafe { bounce.add(addr & (PAGE_SIZE - 1)) };
+            let lent = (orig + in_slot) as *mut u8;
+            // SAFETY: `lent..lent + sz` is inside the region of the mapping that owns the slot,
+            // valid until its unmap (type invariant), which has not happened: the caller is
+            // that mapping. The two ranges are distinct memory.
+            unsafe {
+                match dir {
+                    CopyDir::ToDevice => core::ptr::copy_nonoverlapping(lent, bounce, sz),
+                    CopyDir::FromDevice => core::ptr::copy_nonoverlapping(bounce, lent, sz),
+                }
+            }
+            addr += sz;
+        }
+    }
+
+    /// The bounce page holding `addr`, if it was allocated; valid while `self` is.
+    pub(crate) fn page(&self, addr: u64) -> Option<BorrowedPage<'_>> {
+        let i = usize::try_from(addr).ok()? >> PAGE_SHIFT;
+        let p = NonNull::new(self.pages.get(i)?.load(Acquire))?;
+        // SAFETY: A page of the table, never freed before the table (type invariant).
+        Some(unsafe { BorrowedPage::from_raw(p) })
+    }
+}
+
+impl Drop for BounceTable {
+    fn drop(&mut self) {
+        for p in self.pages.iter() {
+            let p = p.load(Relaxed);
+            if !p.is_null() {
+                // SAFETY: The table owns one reference (type invariant); a page still mapped to
+                // userspace lives on until its last reference is gone.
+                unsafe { bindings::__free_pages(p, 0) };
+            }
+        }
+    }
+}

@@ -1,0 +1,100 @@
+// SPDX-License-Identifier: GPL-2.0
+
+//! Physically contiguous kernel memory of whole pages (`alloc_pages_exact()` in C), each page
+//! with its own reference count, so that single pages can be mapped to userspace.
+//!
+//! C header: [`include/linux/gfp.h`](srctree/include/linux/gfp.h).
+
+use core::ptr::NonNull;
+use kernel::{
+    bindings,
+    page::{
+        BorrowedPage,
+        PAGE_SHIFT,
+        PAGE_SIZE, //
+    },
+    prelude::*,
+};
+
+// The direct map gives every page of this allocation a permanent, contiguous kernel address;
+// with high memory it would not.
+#[cfg(CONFIG_HIGHMEM)]
+compile_error!("kapi::pages needs a kernel without CONFIG_HIGHMEM");
+
+/// `npages` zeroed pages, physically contiguous, with a contiguous kernel address.
+///
+/// # Invariants
+///
+/// `head` is the first of `npages` pages allocated together (`alloc_pages` then `split_page`),
+/// each with its own reference owned by this object; `vaddr` is their kernel address.
+pub(crate) struct ContigPages {
+    head: NonNull<bindings::page>,
+    npages: usize,
+    vaddr: NonNull<u8>,
+}
+
+// SAFETY: The pages may be used and freed from any thread.
+unsafe impl Send for ContigPages {}
+// SAFETY: `&ContigPages` only hands out addresses and borrowed pages.
+unsafe impl Sync for ContigPages {}
+
+impl ContigPages {
+    /// Allocates `size` bytes, rounded up to whole pages, zeroed, with `gfp` (which may be
+    /// atomic: this then runs in atomic context).
+    pub(crate) fn alloc(size: usize, gfp: bindings::gfp_t) -> Result<Self> {
+        let npages = size.div_ceil(PAGE_SIZE);
+        if npages == 0 {
+            return Err(EINVAL);
+        }
+        let order = npages.next_power_of_two().trailing_zeros();
+        // SAFETY: Any flags and order are accepted; NULL on failure.
+        let head = unsafe { bindings::alloc_pages(gfp | bindings::__GFP_ZERO, order) };
+        let head = NonNull::new(head).ok_or(ENOMEM)?;
+        // SAFETY: `head` is a non-compound block of order `order` we own: afterwards each of
+        // its pages has a reference count of its own.
+        unsafe { bindings::split_page(head.as_ptr(), order) };
+        for i in npages..(1 << order) {
+            // SAFETY: Page `i` of the split block, which we own and do not keep.
+            unsafe { bindings::__free_pages(head.as_ptr().add(i), 0) };
+        }
+        // SAFETY: Without high memory `kmap_local_page` is the page's permanent direct-map
+        // address (`page_address`), valid until the page is freed; nothing to unmap.
+        let vaddr = unsafe { bindings::kmap_local_page(head.as_ptr()) };
+        // INVARIANT: `npages` pages of one block, each with its reference.
+        Ok(Self {
+            head,
+            npages,
+            vaddr: NonNull::new(vaddr.cast()).ok_or(ENOMEM)?,
+        })
+    }
+
+    /// The kernel address of the first byte.
+    pub(crate) fn vaddr(&self) -> NonNull<u8> {
+        self.vaddr
+    }
+
+    /// The size in bytes (whole pages).
+    pub(crate) fn size(&self) -> usize {
+        self.npages << PAGE_SHIFT
+    }
+
+    /// Page `i`, if `i` is below the number of pages.
+    pub(crate) fn page(&self, i: usize) -> Option<BorrowedPage<'_>> {
+        if i >= self.npages {
+            return None;
+        }
+        // SAFETY: Page `i` of the block (in range), valid while `self` holds it: the struct
+        // pages of one buddy block are contiguous.
+        Some(unsafe { BorrowedPage::from_raw(NonNull::new_unchecked(self.head.as_ptr().add(i))) })
+    }
+}
+
+impl Drop for ContigPages {
+    fn drop(&mut self) {
+        for i in 0..self.npages {
+            // SAFETY: We own one reference on each page (type invariant); a page still mapped
+            // to userspace lives on until its last reference is gone.
+            unsafe { bindings::__free_pages(self.head.as_ptr().add(i), 0) };
+        }
+    }
+}
