@@ -14,7 +14,7 @@ set -u
 MODULE=c
 usage() {
 	sed -n '3,11p' "$0" | sed 's/^# \{0,1\}//'
-	echo "Options: --module c|rs (rs: cases needing the virtio_vdpa data path are skipped unless VDUSE_RS_DATAPATH=1)"
+	echo "Options: --module c|rs"
 }
 while [ $# -gt 0 ]; do
 	case $1 in
@@ -46,13 +46,6 @@ CASES=(
 
 echo "KTAP version 1"
 echo "1..${#CASES[@]}"
-
-# On vduse_rs.ko, the cases that need the bounce-buffer data path of virtio_vdpa are skipped
-# until it exists (VDUSE_RS_DATAPATH=1 runs them anyway); the vhost-vdpa case runs.
-NEEDS_BOUNCE=" ram_fs_1q fio_verify_1q fio_verify_4q reconnect_after_sigkill reconnect_inflight_windows api_v0_fallback queue_ready_message read_only_and_sigterm_while_attached "
-skip_case() {
-	[ "$MODULE" = rs ] && [ "${VDUSE_RS_DATAPATH:-0}" != 1 ] && [[ $NEEDS_BOUNCE == *" $1 "* ]]
-}
 
 bail() {
 	echo "Bail out! $*"
@@ -464,10 +457,6 @@ for c in "${CASES[@]}"; do
 	n=$((n + 1))
 	DAEMON_LOG=
 	DAEMON_ENV=()
-	if skip_case "$c"; then
-		echo "ok $n - $c # SKIP needs the virtio_vdpa bounce-buffer data path, not in vduse_rs.ko yet"
-		continue
-	fi
 	if "case_$c"; then
 		echo "ok $n - $c"
 	else
