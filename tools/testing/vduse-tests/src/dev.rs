@@ -144,9 +144,16 @@ pub struct DevGuard(pub String);
 
 impl Drop for DevGuard {
     fn drop(&mut self) {
+        crate::harness::post_check(&self.0);
         if let Ok(fd) = sys::open(CONTROL, libc::O_RDWR) {
             let fd = Fd(fd as i32);
-            let _ = destroy(&fd, &self.0);
+            if destroy(&fd, &self.0) == Err(libc::EBUSY) {
+                // Still on the vDPA bus (a case that failed half-way): take it off first.
+                let _ = std::process::Command::new("vdpa")
+                    .args(["dev", "del", &self.0])
+                    .output();
+                let _ = destroy(&fd, &self.0);
+            }
         }
     }
 }

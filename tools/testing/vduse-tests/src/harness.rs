@@ -4,6 +4,7 @@
 //! and asserts its expectations (the conformance part).
 
 use crate::sys::{fmt_ret, Ret};
+use std::cell::RefCell;
 use std::fmt::Debug;
 
 /// Which driver a run is against.
@@ -41,6 +42,8 @@ pub struct Ctx {
     pub transcript: Vec<String>,
     /// Failed expectations.
     pub failures: Vec<String>,
+    /// Why the case did not run on this driver (`# SKIP`), if it did not.
+    pub skipped: Option<String>,
 }
 
 impl Ctx {
@@ -50,6 +53,7 @@ impl Ctx {
             module,
             transcript: Vec::new(),
             failures: Vec::new(),
+            skipped: None,
         }
     }
 
@@ -89,13 +93,33 @@ impl Ctx {
         }
     }
 
-    /// Whether the case must not run on `module` (a documented deviation); records why.
+    /// Whether the case must not run on `module` (a documented deviation); records why. The
+    /// run reports the case as `# SKIP` with that reason on `module`.
     pub fn skip_on(&mut self, module: Module, why: &str) -> bool {
         if self.module == module {
             self.obs(format!("not run on {module:?}: {why}"));
+            self.skipped = Some(why.to_string());
             return true;
         }
         false
+    }
+
+    /// Declares that this case breaks device `name` on purpose: the post-condition then expects
+    /// it broken instead of healthy.
+    pub fn meant_broken(&mut self, name: &str) {
+        POST.with(|p| p.borrow_mut().meant_broken.push(name.to_string()));
+    }
+
+    /// Writes `value` to `/sys/class/vduse/NAME/ATTR` and expects the whole write to succeed.
+    pub fn set_attr(&mut self, name: &str, attr: &str, value: &str) {
+        let r = std::fs::write(format!("/sys/class/vduse/{name}/{attr}"), value)
+            .map(|()| value.len() as i64)
+            .map_err(|e| e.raw_os_error().unwrap_or(0));
+        self.expect(
+            &format!("write {attr} {value:?}"),
+            r,
+            Ok(value.len() as i64),
+        );
     }
 
     /// Expects `cond`, without recording anything for the comparison.
@@ -104,6 +128,63 @@ impl Ctx {
             self.failures.push(what.to_string());
         }
     }
+}
+
+/// What the post-condition of the running case knows and found (per process: each case runs
+/// in a process of its own).
+#[derive(Default)]
+struct Post {
+    meant_broken: Vec<String>,
+    failures: Vec<String>,
+}
+
+thread_local! {
+    static POST: RefCell<Post> = RefCell::new(Post::default());
+}
+
+/// The post-condition of every case on each device it created, checked when the device's guard
+/// destroys it (`dev::DevGuard`) or when a case calls it before destroying a device itself: a
+/// device the case did not mean to break is not broken (`poll` without `POLLERR`,
+/// `VDUSE_DEV_GET_FEATURES` not `EPERM`), and one it meant to break is.
+pub fn post_check(name: &str) {
+    use crate::sys;
+    let fd = match crate::dev::open_dev(name, libc::O_RDWR | libc::O_NONBLOCK) {
+        Ok(fd) => sys::Fd(fd as i32),
+        Err(libc::ENOENT) => return, // not created, or already destroyed by the case
+        Err(e) => {
+            post_fail(format!(
+                "post-condition: cannot open /dev/vduse/{name} to check it: -{}",
+                sys::errno_name(e)
+            ));
+            return;
+        }
+    };
+    let p = sys::poll_fd(fd.0, libc::POLLIN | libc::POLLOUT, 0);
+    let mut f = 0u64;
+    let r = sys::ioctl_ptr(fd.0, crate::dev::VDUSE_DEV_GET_FEATURES, &mut f);
+    let broken = p.revents & libc::POLLERR != 0 || r == Err(libc::EPERM);
+    let meant = POST.with(|p| p.borrow().meant_broken.iter().any(|n| n == name));
+    if broken != meant {
+        post_fail(format!(
+            "post-condition: device {name} is {} (poll revents {:#x}, DEV_GET_FEATURES {})",
+            if broken {
+                "broken, which the case did not mean"
+            } else {
+                "not broken, although the case meant to break it"
+            },
+            p.revents,
+            fmt_ret(&r)
+        ));
+    }
+}
+
+fn post_fail(msg: String) {
+    POST.with(|p| p.borrow_mut().failures.push(msg));
+}
+
+/// The post-condition failures found so far in this process.
+pub fn take_post_failures() -> Vec<String> {
+    POST.with(|p| std::mem::take(&mut p.borrow_mut().failures))
 }
 
 /// Cases whose transcript differs between the drivers by design, with the entry of

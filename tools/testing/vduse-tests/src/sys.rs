@@ -26,6 +26,7 @@ pub fn errno_name(e: i32) -> String {
         libc::EAGAIN => "EAGAIN",
         libc::ENOMEM => "ENOMEM",
         libc::EFAULT => "EFAULT",
+        libc::EACCES => "EACCES",
         libc::EBUSY => "EBUSY",
         libc::EEXIST => "EEXIST",
         libc::ENODEV => "ENODEV",
