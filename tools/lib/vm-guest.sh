@@ -12,6 +12,10 @@ export VDUSE_RS_ROOT=$root VM_OUT=$out VDUSE_MODULE=$module
 
 fail() { echo "vm-guest: $*" >&2; echo 125 >"$out/status"; dmesg >"$out/dmesg.txt"; exit 0; }
 
+# The kernel log as it happens, record by record, straight into OUT: if the run hangs and the
+# host kills the VM, what the kernel said until then (a hung-task report, a stall) is kept.
+cat /dev/kmsg >"$out/kmsg.txt" 2>/dev/null &
+
 # Make warnings visible to the check even when printk ratelimits them.
 echo 0 >/proc/sys/kernel/printk_ratelimit 2>/dev/null || true
 modprobe vdpa || fail "modprobe vdpa"
