@@ -69,6 +69,24 @@ VDPA_DEVS=()
 
 note() { echo "# $*"; }
 
+# wait_until SECONDS COMMAND...: poll COMMAND every 0.1 s until it succeeds; fail after SECONDS.
+wait_until() {
+	local limit=$(($1 * 10)) i
+	shift
+	for ((i = 0; i < limit; i++)); do
+		"$@" && return 0
+		sleep 0.1
+	done
+	return 1
+}
+
+# writes_done DEV N: DEV completed at least N writes (/sys/block/DEV/stat, field 5).
+writes_done() {
+	local w
+	w=$(awk '{ print $5 }' "/sys/block/${1#/dev/}/stat" 2>/dev/null)
+	[ "${w:-0}" -ge "$2" ]
+}
+
 cleanup() {
 	local d
 	mountpoint -q "$WORK/mnt" 2>/dev/null && umount "$WORK/mnt"
@@ -262,7 +280,8 @@ case_reconnect_after_sigkill() {
 	timeout 900 fio --name=r --filename="$dev" --rw=randwrite --bs=4k --size=16M \
 		--verify=crc32c --direct=1 --ioengine=psync >"$WORK/fio.out" 2>&1 &
 	fio_pid=$!
-	sleep 3
+	# Kill the daemon once fio is well into its writes (not before it started, not after).
+	wait_until 60 writes_done "$dev" 300 || { note "fio did not get 300 writes done"; return 1; }
 	if ! kill -0 $fio_pid 2>/dev/null; then
 		note "fio finished before the daemon was killed: the case proves nothing"
 		return 1
@@ -270,7 +289,6 @@ case_reconnect_after_sigkill() {
 	note "kill -9 $DAEMON_PID while fio runs"
 	kill -KILL "$DAEMON_PID"
 	wait "$DAEMON_PID" 2>/dev/null
-	sleep 1
 	[ -e "/dev/vduse/$name" ] || { note "/dev/vduse/$name vanished with the daemon"; return 1; }
 	start_daemon $name reconnect "${args[@]}" || return 1
 	cur_log | grep -q "re-attaching" || { note "the new daemon did not re-attach"; show_log; return 1; }
@@ -388,10 +406,9 @@ case_read_only_and_sigterm_while_attached() {
 		return 1
 	fi
 	kill -TERM "$DAEMON_PID"
-	sleep 2
-	kill -0 "$DAEMON_PID" 2>/dev/null || { note "the daemon exited while attached"; show_log; return 1; }
-	cur_log | grep -q "device $name is still attached to the vDPA bus: run \`vdpa dev del $name\` first" ||
+	wait_until 20 eval 'cur_log | grep -q "device $name is still attached to the vDPA bus: run \`vdpa dev del $name\` first"' ||
 		{ note "no 'still attached' message"; show_log; return 1; }
+	kill -0 "$DAEMON_PID" 2>/dev/null || { note "the daemon exited while attached"; show_log; return 1; }
 	dd if="$dev" of=/dev/null bs=4k count=64 skip=64 iflag=direct status=none ||
 		{ note "the device stopped serving after SIGTERM"; return 1; }
 	del_vdpa $name || return 1
