@@ -70,10 +70,9 @@ use kernel::{
         IovIterDest,
         IovIterSource, //
     },
-    new_mutex,
+    new_mutex, new_spinlock_irq,
     page::PAGE_SIZE,
     prelude::*,
-    new_spinlock_irq,
     sync::{
         aref::ARef,
         atomic::{
@@ -298,7 +297,7 @@ impl Device {
     ) -> Result<Arc<Self>> {
         let mut vqs = KVec::with_capacity(cfg.raw.vq_num as usize, GFP_KERNEL)?;
         for _ in 0..cfg.raw.vq_num {
-            vqs.push(Arc::pin_init(Vq::new(), GFP_KERNEL)?, GFP_KERNEL)?;
+            vqs.push(Arc::pin_init(Vq::new()?, GFP_KERNEL)?, GFP_KERNEL)?;
         }
         // Every group starts in address space 0.
         let mut groups = KVec::with_capacity(cfg.ngroups as usize, GFP_KERNEL)?;
@@ -342,9 +341,15 @@ impl Device {
 
     /// Creates the node `/dev/vduse/NAME` in `class` (with `msg_timeout`, `bounce_size`) and
     /// the `vqN` directories.
-    pub(crate) fn add_node(self: &Arc<Self>, class: &Arc<Class>, devt: u32) -> Result {
+    pub(crate) fn add_node(
+        self: &Arc<Self>,
+        class: &Arc<Class>,
+        debug_root: &kernel::debugfs::Dir,
+        devt: u32,
+    ) -> Result {
         let name = CStr::from_bytes_until_nul(&self.name).map_err(|_| EINVAL)?;
-        let sysfs = sysfs_attrs::DeviceSysfs::create(class, self, devt, name, &self.vqs)?;
+        let sysfs =
+            sysfs_attrs::DeviceSysfs::create(class, debug_root, self, devt, name, &self.vqs)?;
         *self.sysfs.lock() = Some(sysfs);
         Ok(())
     }

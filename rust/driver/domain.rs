@@ -145,7 +145,12 @@ impl Domain {
     }
 
     /// `map_page` (atomic context): a streaming mapping of `region`, bounced.
-    pub(crate) fn map_page(&self, region: DmaRegion, dir: DataDirection, attrs: usize) -> Result<u64> {
+    pub(crate) fn map_page(
+        &self,
+        region: DmaRegion,
+        dir: DataDirection,
+        attrs: usize,
+    ) -> Result<u64> {
         let size = region.len();
         let iova = self
             .stream
@@ -199,7 +204,12 @@ impl Domain {
             last: start + len as u64 - 1,
             pages: Arc::new(pages, kernel::alloc::flags::GFP_ATOMIC)?,
         };
-        if let Err(e) = self.maps.lock().coherent.push(entry, kernel::alloc::flags::GFP_ATOMIC) {
+        if let Err(e) = self
+            .maps
+            .lock()
+            .coherent
+            .push(entry, kernel::alloc::flags::GFP_ATOMIC)
+        {
             self.coherent_iova.free(start, size);
             return Err(e.into());
         }
@@ -292,7 +302,10 @@ fn to_device(dir: DataDirection) -> bool {
 
 /// Whether a mapping in direction `dir` copies from the device.
 fn from_device(dir: DataDirection) -> bool {
-    matches!(dir, DataDirection::FromDevice | DataDirection::Bidirectional)
+    matches!(
+        dir,
+        DataDirection::FromDevice | DataDirection::Bidirectional
+    )
 }
 
 /// The first of `items` (in their order) whose range `(start, last)` (inclusive, from

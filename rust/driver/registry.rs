@@ -40,6 +40,7 @@ use crate::kapi::{
     },
 };
 use kernel::{
+    debugfs::Dir,
     new_mutex,
     prelude::*,
     sync::{
@@ -60,6 +61,8 @@ pub(crate) struct Vduse {
     devices: Mutex<KVec<Arc<Device>>>,
     /// The IOVA allocator's caches, for the devices' IOVA domains (`vduse_domain_init`).
     iova_cache: IovaCache,
+    /// `/sys/kernel/debug/vduse_rs`: per-device statistics.
+    debugfs: Dir,
 }
 
 impl Vduse {
@@ -70,6 +73,7 @@ impl Vduse {
             region: ChrdevRegion::alloc(MINORS, c"vduse")?,
             devices <- new_mutex!(KVec::new(), "Vduse::devices"),
             iova_cache: IovaCache::get()?,
+            debugfs: Dir::new(c"vduse_rs"),
         })
     }
 
@@ -106,7 +110,7 @@ impl Vduse {
         let (minor, pos) = lowest_free_minor(devices.iter().map(|d| d.minor()), MINORS)?;
         let dev = Device::new(cfg, config, minor, api, features)?;
         devices.reserve(1, GFP_KERNEL)?;
-        dev.add_node(&self.class, self.devt(minor)?)?;
+        dev.add_node(&self.class, &self.debugfs, self.devt(minor)?)?;
         // Cannot fail: capacity was reserved above.
         devices
             .insert_within_capacity(pos, dev)

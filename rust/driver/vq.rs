@@ -10,7 +10,8 @@
 //! 1. [`Vq::config`] (spinlock, interrupts disabled);
 //! 2. [`Vq::kick`] (spinlock, interrupts disabled).
 //!
-//! [`Vq::irq_affinity`] (spinlock, process context only: sysfs) and the callback slot [`Vq::cb`]
+//! [`Vq::irq_affinity`] (spinlock, process context only: sysfs, `set_vq_affinity`, injection)
+//! and the callback slot [`Vq::cb`]
 //! (its own spinlock, interrupts disabled) are leaves, never held with another lock.
 //!
 //! `kick_vq` and the interrupt path may run in atomic context, even in softirq (a virtqueue
@@ -26,7 +27,10 @@ use crate::{
             self,
             EventFdCtx, //
         },
-        misc::flush_work,
+        misc::{
+            enqueue_on,
+            flush_work, //
+        },
         sysfs::Attributes,
         vdpa::{
             Callback,
@@ -36,9 +40,17 @@ use crate::{
     uapi,
 };
 use kernel::{
+    cpu::{
+        nr_cpu_ids,
+        CpuId, //
+    },
     impl_has_work, new_spinlock, new_work,
     prelude::*,
     sync::{
+        atomic::{
+            Atomic,
+            Relaxed, //
+        },
         new_spinlock_irq,
         Arc,
         SpinLock,
@@ -98,14 +110,68 @@ pub(crate) struct Vq {
     cb: CallbackSlot,
     /// Delivers a kick from a context where an eventfd may not be signalled.
     #[pin]
-    kick_work: Work<Vq>,
+    kick_work: Work<Vq, KICK_WORK>,
+    /// Delivers an interrupt on a CPU of `irq_affinity`.
+    #[pin]
+    irq_work: Work<Vq, IRQ_WORK>,
+    /// The CPU the last queued interrupt was sent to (round robin over the mask).
+    irq_cpu: Atomic<u32>,
+    /// How many interrupt callbacks ran on each CPU (debugfs `vqN_irq_cpus`).
+    irq_stats: Arc<IrqStats>,
 }
+
+/// The work item id of [`Vq::kick_work`].
+const KICK_WORK: u64 = 0;
+/// The work item id of [`Vq::irq_work`].
+const IRQ_WORK: u64 = 1;
 
 impl_has_work! {
-    impl HasWork<Self> for Vq { self.kick_work }
+    impl HasWork<Self, KICK_WORK> for Vq { self.kick_work }
+    impl HasWork<Self, IRQ_WORK> for Vq { self.irq_work }
 }
 
-impl WorkItem for Vq {
+impl WorkItem<IRQ_WORK> for Vq {
+    type Pointer = Arc<Vq>;
+
+    fn run(this: Arc<Vq>) {
+        this.deliver_irq();
+    }
+}
+
+/// How many interrupt callbacks of a virtqueue ran on each CPU.
+pub(crate) struct IrqStats {
+    per_cpu: KVec<Atomic<u64>>,
+}
+
+impl IrqStats {
+    fn new() -> Result<Arc<Self>> {
+        let n = nr_cpu_ids() as usize;
+        let mut per_cpu = KVec::with_capacity(n, GFP_KERNEL)?;
+        for _ in 0..n {
+            per_cpu.push(Atomic::new(0), GFP_KERNEL)?;
+        }
+        Ok(Arc::new(Self { per_cpu }, GFP_KERNEL)?)
+    }
+
+    /// Counts a callback on the current CPU. Any context.
+    fn count(&self) {
+        if let Some(c) = self.per_cpu.get(CpuId::current().as_u32() as usize) {
+            c.add(1, Relaxed);
+        }
+    }
+}
+
+/// `cpuN COUNT` per CPU, for debugfs.
+impl core::fmt::Debug for IrqStats {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        for (cpu, c) in self.per_cpu.iter().enumerate() {
+            writeln!(f, "cpu{cpu} {}", c.load(Relaxed))?;
+        }
+        Ok(())
+    }
+}
+
+impl WorkItem<KICK_WORK> for Vq {
     type Pointer = Arc<Vq>;
 
     fn run(this: Arc<Vq>) {
@@ -115,14 +181,23 @@ impl WorkItem for Vq {
 
 impl Vq {
     /// A fresh virtqueue.
-    pub(crate) fn new() -> impl PinInit<Self> {
-        pin_init!(Self {
+    pub(crate) fn new() -> Result<impl PinInit<Self>> {
+        let irq_stats = IrqStats::new()?;
+        Ok(pin_init!(Self {
             config <- new_spinlock_irq!(VqConfig::default(), "Vq::config"),
             kick <- new_spinlock_irq!(Kick::default(), "Vq::kick"),
             irq_affinity <- new_spinlock!(CpuMask::all(), "Vq::irq_affinity"),
             cb <- CallbackSlot::new(),
             kick_work <- new_work!("Vq::kick_work"),
-        })
+            irq_work <- new_work!("Vq::irq_work"),
+            irq_cpu: Atomic::new(0),
+            irq_stats,
+        }))
+    }
+
+    /// The interrupt statistics.
+    pub(crate) fn irq_stats(&self) -> &Arc<IrqStats> {
+        &self.irq_stats
     }
 
     /// `VDUSE_VQ_SETUP`, after validation.
@@ -227,12 +302,38 @@ impl Vq {
         self.cb.set(cb);
     }
 
-    /// Delivers an interrupt to the vDPA driver if the queue is ready and has a callback
-    /// (`vduse_vq_irq_inject`).
-    pub(crate) fn inject_irq(&self) {
-        if self.ready() {
-            self.cb.call();
+    /// `VDUSE_VQ_INJECT_IRQ`: delivers an interrupt to the vDPA driver on a CPU of
+    /// `irq_cb_affinity`: right here if the calling thread runs on one (no workqueue hop),
+    /// else through a work item queued on the next online CPU of the mask (round robin). With
+    /// no online CPU in the mask (they went offline after the store), here as well: C loops
+    /// forever there (`Documentation/differences.rst`). Process context.
+    pub(crate) fn inject_irq(self: &Arc<Self>) {
+        let mask = self.irq_affinity();
+        if mask.contains(CpuId::current().as_u32()) {
+            self.deliver_irq();
+            return;
         }
+        match mask.next_online(self.irq_cpu.load(Relaxed)) {
+            Some(cpu) => {
+                self.irq_cpu.store(cpu, Relaxed);
+                // Already queued: that run delivers this interrupt too.
+                let _ = enqueue_on::<_, IRQ_WORK>(workqueue::system_highpri(), cpu, self.clone());
+            }
+            None => self.deliver_irq(),
+        }
+    }
+
+    /// Calls the vDPA driver's callback if the queue is ready (`vduse_vq_irq_inject`). Any
+    /// context.
+    fn deliver_irq(&self) {
+        if self.ready() && self.cb.call() {
+            self.irq_stats.count();
+        }
+    }
+
+    /// `set_vq_affinity`: the vDPA driver spreads its queues' interrupts (`None`: all CPUs).
+    pub(crate) fn set_driver_affinity(&self, mask: Option<CpuMask>) {
+        *self.irq_affinity.lock() = mask.unwrap_or_else(CpuMask::all);
     }
 
     /// `kick_vq`: signals the kick eventfd, latches the kick if there is none; dropped while
@@ -247,7 +348,7 @@ impl Vq {
             self.kick_now();
         } else {
             // Already queued: that run delivers this kick too.
-            let _ = workqueue::system().enqueue(self.clone());
+            let _ = workqueue::system().enqueue::<_, KICK_WORK>(self.clone());
         }
     }
 
@@ -260,9 +361,10 @@ impl Vq {
         }
     }
 
-    /// Waits until no deferred kick is queued or running.
+    /// Waits until no deferred kick or interrupt is queued or running.
     pub(crate) fn flush_kicks(&self) {
         flush_work(&self.kick_work);
+        flush_work(&self.irq_work);
     }
 
     /// Waits for kicks running on other CPUs to finish (suspend: no kick that passed the

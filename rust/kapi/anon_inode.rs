@@ -15,12 +15,7 @@ use core::{
     ptr::NonNull, //
 };
 use kernel::{
-    bindings,
-    error::from_err_ptr,
-    fs::File,
-    prelude::*,
-    sync::aref::ARef,
-    types::ForeignOwnable,
+    bindings, error::from_err_ptr, fs::File, prelude::*, sync::aref::ARef, types::ForeignOwnable,
 };
 
 /// The file operations of anonymous files of `T` (no `open`: the private data is set at
@@ -34,7 +29,10 @@ impl<T: FileOps> AnonVTable<T> {
 /// Creates an anonymous file `name` (as `/proc/PID/fd` shows it, e.g. `[name]`), read-write,
 /// whose private data is `data` until its release ([`FileOps::release`]). The file holds a
 /// reference on the module of `T`.
-pub(crate) fn anon_inode_getfile<T: FileOps>(name: &'static CStr, data: T::Ptr) -> Result<ARef<File>> {
+pub(crate) fn anon_inode_getfile<T: FileOps>(
+    name: &'static CStr,
+    data: T::Ptr,
+) -> Result<ARef<File>> {
     let ptr = data.into_foreign();
     // SAFETY: `name` is a static C string; the table is static and its operations read the
     // private data as `T::Ptr`, which `ptr` is.

@@ -66,7 +66,11 @@ impl DmaRegion {
     /// `page`, `offset` and `len` are the arguments of a streaming DMA `map_page` call: the
     /// physically contiguous memory from `offset` in `page` stays valid until the matching
     /// `unmap_page`.
-    pub(crate) unsafe fn from_map_page(page: NonNull<bindings::page>, offset: usize, len: usize) -> Self {
+    pub(crate) unsafe fn from_map_page(
+        page: NonNull<bindings::page>,
+        offset: usize,
+        len: usize,
+    ) -> Self {
         // SAFETY: Without high memory `kmap_local_page` is the page's permanent direct-map
         // address; physically contiguous memory is contiguous in the direct map.
         let va = unsafe { bindings::kmap_local_page(page.as_ptr()) } as usize;

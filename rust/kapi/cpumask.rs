@@ -51,6 +51,39 @@ impl CpuMask {
             .any(|(a, b)| a & b != 0)
     }
 
+    /// A copy of the mask `raw` points to.
+    ///
+    /// # Safety
+    ///
+    /// `raw` is valid for reads of a `struct cpumask`.
+    pub(crate) unsafe fn from_raw(raw: *const bindings::cpumask) -> Self {
+        // SAFETY: Valid for reads (caller).
+        Self(unsafe { *raw })
+    }
+
+    /// Whether CPU `cpu` is in the mask.
+    pub(crate) fn contains(&self, cpu: u32) -> bool {
+        let bits = usize::BITS;
+        self.0
+            .bits
+            .get((cpu / bits) as usize)
+            .is_some_and(|w| w & (1 << (cpu % bits)) != 0)
+    }
+
+    /// The first CPU of the mask after `after` (wrapping around) that is online, if any
+    /// (`cpumask_next_and(.., cpu_online_mask)` with wrap-around; it never loops: at most
+    /// `nr_cpu_ids` CPUs are looked at).
+    pub(crate) fn next_online(&self, after: u32) -> Option<u32> {
+        // SAFETY: As in `intersects_online`.
+        let online = unsafe { core::ptr::read_volatile(&raw const bindings::__cpu_online_mask) };
+        let online = Self(online);
+        // SAFETY: Reading a kernel global set at boot.
+        let n = unsafe { bindings::nr_cpu_ids };
+        (1..=n)
+            .filter_map(|k| after.wrapping_add(k).checked_rem(n))
+            .find(|&cpu| self.contains(cpu) && online.contains(cpu))
+    }
+
     /// `cpumask_parse`: a hex CPU bitmap such as `"3"` or `"ff,00000001"`.
     ///
     /// # Errors

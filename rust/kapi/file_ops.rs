@@ -92,7 +92,10 @@ pub(crate) trait FileOps: Sized {
     /// The `fault` of a mapping made by [`FileOps::mmap`]: insert the page at
     /// [`VmFault::pgoff`] with [`VmFault::insert`], or fail with [`FaultResult::SIGBUS`].
     /// Process context, with the mapping's `mmap_lock` held for reading: may sleep.
-    fn fault(_this: <Self::Ptr as ForeignOwnable>::Borrowed<'_>, _vmf: &VmFault<'_>) -> FaultResult {
+    fn fault(
+        _this: <Self::Ptr as ForeignOwnable>::Borrowed<'_>,
+        _vmf: &VmFault<'_>,
+    ) -> FaultResult {
         build_error!(VTABLE_DEFAULT_ERROR)
     }
 }
@@ -308,7 +311,10 @@ impl<T: FileOps> FileOpsVTable<T> {
     /// # Safety
     ///
     /// `file` is a file of this table; `vma` a mapping of it being set up.
-    unsafe extern "C" fn mmap(file: *mut bindings::file, vma: *mut bindings::vm_area_struct) -> c_int {
+    unsafe extern "C" fn mmap(
+        file: *mut bindings::file,
+        vma: *mut bindings::vm_area_struct,
+    ) -> c_int {
         // SAFETY: A file of this table (caller).
         let this = unsafe { Self::borrow(file) };
         // SAFETY: The caller provides a VMA that is undergoing its initial setup.

@@ -59,7 +59,11 @@ unsafe impl Sync for IovaDomain {}
 impl IovaDomain {
     /// An allocator of `granule`-byte units (a power of two, at most `PAGE_SIZE`) handing out
     /// unit numbers from `start_pfn` on. Callers must hold an [`IovaCache`].
-    pub(crate) fn new(granule: usize, start_pfn: usize, _cache: &IovaCache) -> impl PinInit<Self, Error> {
+    pub(crate) fn new(
+        granule: usize,
+        start_pfn: usize,
+        _cache: &IovaCache,
+    ) -> impl PinInit<Self, Error> {
         try_pin_init!(Self {
             inner <- Opaque::try_ffi_init(move |slot: *mut ffi::iova_domain| {
                 // SAFETY: `slot` is valid for writes; `granule` is a power of two.

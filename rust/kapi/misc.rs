@@ -1,7 +1,8 @@
 // SPDX-License-Identifier: GPL-2.0
 
 //! Small kernel facilities with no Rust abstraction in 7.3: capabilities (`kernel::cred`),
-//! `kstrtouint` (`kernel::str`), `flush_work` (`kernel::workqueue`).
+//! `kstrtouint` (`kernel::str`), `flush_work` and `queue_work_on` with a CPU
+//! (`kernel::workqueue`).
 //!
 //! C headers: [`include/linux/capability.h`](srctree/include/linux/capability.h),
 //! [`include/linux/kstrtox.h`](srctree/include/linux/kstrtox.h),
@@ -11,7 +12,11 @@ use kernel::{
     bindings,
     error::to_result,
     prelude::*,
-    workqueue::Work, //
+    workqueue::{
+        Queue,
+        RawWorkItem,
+        Work, //
+    },
 };
 
 /// Whether the current task has `CAP_NET_ADMIN` in the initial user namespace (`capable()`).
@@ -41,4 +46,23 @@ pub(crate) fn flush_work<T: ?Sized, const ID: u64>(work: &Work<T, ID>) {
     // work item alive for the call; `flush_work` may sleep, which callers allow (process
     // context).
     unsafe { bindings::flush_work(Work::raw_get(work)) };
+}
+
+/// Enqueues `w` on `queue` to run on CPU `cpu` (`queue_work_on`); like [`Queue::enqueue`],
+/// which always uses `WORK_CPU_UNBOUND`. May be called in atomic context. For a per-CPU
+/// workqueue the work runs on `cpu` (or, if it goes offline meanwhile, where the workqueue
+/// core moves it).
+pub(crate) fn enqueue_on<W, const ID: u64>(queue: &Queue, cpu: u32, w: W) -> W::EnqueueOutput
+where
+    W: RawWorkItem<ID> + Send + 'static,
+{
+    let queue_ptr = core::ptr::from_ref(queue)
+        .cast::<bindings::workqueue_struct>()
+        .cast_mut();
+    // CAST: CPU ids are below `nr_cpu_ids`, which fits in `int`.
+    let cpu = cpu as c_int;
+    // SAFETY: As for `Queue::enqueue` (`Queue` is a transparent wrapper of the C workqueue):
+    // the closure returns `false` only if the work item is already queued; `W` is `Send` and
+    // `'static`; `queue_work_on` accepts any possible CPU id.
+    unsafe { w.__enqueue(move |work_ptr| bindings::queue_work_on(cpu, queue_ptr, work_ptr)) }
 }

@@ -8,7 +8,10 @@
 
 use super::Device;
 use crate::{
-    driver::vq::Vq,
+    driver::vq::{
+        IrqStats,
+        Vq, //
+    },
     kapi::{
         cdev::{
             Class,
@@ -19,6 +22,10 @@ use crate::{
     },
 };
 use kernel::{
+    debugfs::{
+        Dir,
+        File as DebugFile, //
+    },
     prelude::*,
     str::CString,
     sync::Arc, //
@@ -44,10 +51,16 @@ impl Attributes for Device {
     }
 }
 
-/// The node of a device and its `vqN` directories.
+/// The node of a device, its `vqN` directories, and its debugfs directory
+/// (`vduse_rs/NAME/vqN_irq_cpus`: how many interrupt callbacks of each queue ran on each CPU).
 ///
-/// Fields drop in declaration order: the `vqN` directories (children of the node) first.
+/// Fields drop in declaration order: the debugfs files before their directory, the `vqN`
+/// directories (children of the node) before the node.
 pub(crate) struct DeviceSysfs {
+    /// `vqN_irq_cpus` in debugfs.
+    _irq_files: KVec<Pin<KBox<DebugFile<Arc<IrqStats>>>>>,
+    /// `vduse_rs/NAME` in debugfs.
+    _debug_dir: Dir,
     /// `vqN` directories.
     _vqs: KVec<KobjectDir>,
     /// `/dev/vduse/NAME` and `/sys/class/vduse/NAME`; holds a reference on the device (its
@@ -60,6 +73,7 @@ impl DeviceSysfs {
     /// `bounce_size`, and a `vqN/irq_cb_affinity` per virtqueue.
     pub(crate) fn create(
         class: &Arc<Class>,
+        debug_root: &Dir,
         dev: &Arc<Device>,
         devt: u32,
         name: &CStr,
@@ -71,7 +85,22 @@ impl DeviceSysfs {
             let dir_name = CString::try_from_fmt(fmt!("vq{i}"))?;
             dirs.push(KobjectDir::add(&node, &dir_name, vq.clone())?, GFP_KERNEL)?;
         }
-        Ok(Self { _vqs: dirs, node })
+        let debug_dir = debug_root.subdir(name);
+        let mut irq_files = KVec::with_capacity(vqs.len(), GFP_KERNEL)?;
+        for (i, vq) in vqs.iter().enumerate() {
+            let file_name = CString::try_from_fmt(fmt!("vq{i}_irq_cpus"))?;
+            let file = KBox::pin_init(
+                debug_dir.read_only_file(&file_name, vq.irq_stats().clone()),
+                GFP_KERNEL,
+            )?;
+            irq_files.push(file, GFP_KERNEL)?;
+        }
+        Ok(Self {
+            _irq_files: irq_files,
+            _debug_dir: debug_dir,
+            _vqs: dirs,
+            node,
+        })
     }
 
     /// The node.

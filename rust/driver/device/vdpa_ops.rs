@@ -20,6 +20,7 @@ use crate::{
     },
     kapi::{
         bounce::DmaRegion,
+        cpumask::CpuMask,
         iova::IovaCache,
         vdpa::{
             Borrowed,
@@ -97,7 +98,9 @@ impl Device {
         let per_space = d.bounce_size.checked_div(self.nas).ok_or(EINVAL)? as usize;
         let stale = {
             let spaces = self.spaces.lock();
-            spaces.first().is_none_or(|s| s.domain.bounce_size() != per_space.div_ceil(PAGE_SIZE) * PAGE_SIZE)
+            spaces
+                .first()
+                .is_none_or(|s| s.domain.bounce_size() != per_space.div_ceil(PAGE_SIZE) * PAGE_SIZE)
         };
         if stale {
             // First add, or `bounce_size` changed after a failed one.
@@ -490,6 +493,16 @@ macro_rules! config_ops {
             }
             fn set_map(this: Borrowed<'_, Self>, asid: u32, iotlb: &Iotlb<'_>) -> Result {
                 this.vdpa_set_map(asid, iotlb)
+            }
+            fn set_vq_affinity(
+                this: Borrowed<'_, Self>,
+                idx: u16,
+                mask: Option<CpuMask>,
+            ) -> Result {
+                if let Some(vq) = this.vq_at(idx) {
+                    vq.set_driver_affinity(mask);
+                }
+                Ok(())
             }
             fn set_group_asid(this: Borrowed<'_, Self>, group: u32, asid: u32) -> Result {
                 this.vdpa_set_group_asid(group, asid)

@@ -15,7 +15,10 @@ use super::{
     iotlb::Iotlb,
     map_ops::GroupToken, //
 };
-use crate::ffi;
+use crate::{
+    ffi,
+    kapi::cpumask::CpuMask, //
+};
 use core::marker::PhantomData;
 use kernel::{
     error::VTABLE_DEFAULT_ERROR,
@@ -209,6 +212,11 @@ pub(crate) trait ConfigOps: Sized {
     fn set_group_asid(_this: Borrowed<'_, Self>, _group: u32, _asid: u32) -> Result {
         build_error!(VTABLE_DEFAULT_ERROR)
     }
+    /// `set_vq_affinity`: the CPUs virtqueue `idx`'s interrupt callback should run on (`None`:
+    /// all).
+    fn set_vq_affinity(_this: Borrowed<'_, Self>, _idx: u16, _mask: Option<CpuMask>) -> Result {
+        build_error!(VTABLE_DEFAULT_ERROR)
+    }
     /// `suspend`; without it the device cannot be suspended.
     fn suspend(_this: Borrowed<'_, Self>) -> Result {
         build_error!(VTABLE_DEFAULT_ERROR)
@@ -310,6 +318,11 @@ impl<T: ConfigOps> ConfigOpsVTable<T> {
         },
         set_group_asid: if T::HAS_SET_GROUP_ASID {
             Some(Self::set_group_asid)
+        } else {
+            None
+        },
+        set_vq_affinity: if T::HAS_SET_VQ_AFFINITY {
+            Some(Self::set_vq_affinity)
         } else {
             None
         },
@@ -678,6 +691,20 @@ impl<T: ConfigOps> ConfigOpsVTable<T> {
     ) -> c_int {
         // SAFETY: A live device of this table.
         to_errno(T::set_group_asid(unsafe { Self::this(vdpa) }, group, asid))
+    }
+
+    /// # Safety
+    ///
+    /// See above; `mask` is NULL or valid for reads.
+    unsafe extern "C" fn set_vq_affinity(
+        vdpa: *mut ffi::vdpa_device,
+        idx: u16,
+        mask: *const kernel::bindings::cpumask,
+    ) -> c_int {
+        // SAFETY: NULL or valid for reads (vDPA driver).
+        let mask = (!mask.is_null()).then(|| unsafe { CpuMask::from_raw(mask) });
+        // SAFETY: A live device of this table.
+        to_errno(T::set_vq_affinity(unsafe { Self::this(vdpa) }, idx, mask))
     }
 
     /// # Safety

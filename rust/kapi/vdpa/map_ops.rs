@@ -67,7 +67,13 @@ pub(crate) trait MapOps: ConfigOps {
     );
 
     /// `sync_single_for_cpu`.
-    fn sync_for_cpu(this: Borrowed<'_, Self>, group: u32, addr: u64, size: usize, dir: DataDirection);
+    fn sync_for_cpu(
+        this: Borrowed<'_, Self>,
+        group: u32,
+        addr: u64,
+        size: usize,
+        dir: DataDirection,
+    );
 
     /// `sync_single_for_device`.
     fn sync_for_device(
@@ -88,7 +94,13 @@ pub(crate) trait MapOps: ConfigOps {
     ) -> Result<(NonNull<u8>, u64)>;
 
     /// `free`: frees a buffer of [`MapOps::alloc_coherent`].
-    fn free_coherent(this: Borrowed<'_, Self>, group: u32, size: usize, vaddr: NonNull<u8>, addr: u64);
+    fn free_coherent(
+        this: Borrowed<'_, Self>,
+        group: u32,
+        size: usize,
+        vaddr: NonNull<u8>,
+        addr: u64,
+    );
 
     /// `need_sync`.
     fn need_sync(this: Borrowed<'_, Self>, group: u32, addr: u64) -> bool;
@@ -256,7 +268,9 @@ impl<T: MapOps> MapOpsVTable<T> {
         _attrs: c_ulong,
     ) {
         // SAFETY: See above.
-        if let (Some((this, group)), Some(vaddr)) = (unsafe { Self::token(map) }, NonNull::new(vaddr)) {
+        if let (Some((this, group)), Some(vaddr)) =
+            (unsafe { Self::token(map) }, NonNull::new(vaddr))
+        {
             T::free_coherent(this, group, size, vaddr.cast(), handle)
         }
     }
@@ -272,7 +286,10 @@ impl<T: MapOps> MapOpsVTable<T> {
     /// # Safety
     ///
     /// See above.
-    unsafe extern "C" fn mapping_error(_map: ffi::virtio_map, handle: bindings::dma_addr_t) -> c_int {
+    unsafe extern "C" fn mapping_error(
+        _map: ffi::virtio_map,
+        handle: bindings::dma_addr_t,
+    ) -> c_int {
         if handle == DMA_MAPPING_ERROR {
             ENOMEM.to_errno()
         } else {
