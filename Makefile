@@ -8,6 +8,7 @@
 #   make demo            set everything up, boot the test VM, show vduse_rs.ko answering
 #   make check           set everything up and run the whole test suite (what CI runs)
 #   make bootstrap       install the toolchain and build the test kernel (idempotent)
+#   make bench           C vduse.ko against vduse_rs.ko in one VM boot (fio QD1/QD16, chart)
 #
 # This file is read by make directly; Kbuild (next to it) is what the kernel build reads.
 
@@ -17,7 +18,7 @@ KMAKE := $(ROOT)/tools/kmake
 
 RUST_SOURCES := $(wildcard $(ROOT)/rust/*.rs)
 
-.PHONY: all modules clean check-style fmt clippy bootstrap check demo kernel
+.PHONY: all modules clean check-style fmt clippy bootstrap check demo kernel bench
 
 all: modules
 
@@ -46,6 +47,10 @@ kernel:
 demo: bootstrap
 	$(MAKE) -C $(ROOT) modules KDIR=$$($(ROOT)/tools/kdir)
 	$(ROOT)/tools/demo
+
+bench: bootstrap
+	$(MAKE) -C $(ROOT) modules KDIR=$$($(ROOT)/tools/kdir)
+	$(ROOT)/tools/bench/run
 
 check: bootstrap
 	$(MAKE) -C $(ROOT) modules KDIR=$$($(ROOT)/tools/kdir)

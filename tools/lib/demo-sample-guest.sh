@@ -1,8 +1,8 @@
 #!/bin/bash
 # SPDX-License-Identifier: GPL-2.0
-# Inside the demo VM (tools/demo), with a VDUSE driver able to serve a block device loaded (the
-# C vduse.ko until vduse_rs.ko has its data path): the Rust sample daemon serves a RAM-backed
-# virtio-blk disk; format it, write and read a file, tear everything down.
+# Inside the demo VM (tools/demo), with a VDUSE driver loaded (vduse_rs.ko): the Rust sample
+# daemon serves a RAM-backed virtio-blk disk; format it, write and read a file, tear
+# everything down.
 set -eu
 bin=$VDUSE_RS_ROOT/samples/vduse-blk/target/release/vduse-blk
 name=demo0
