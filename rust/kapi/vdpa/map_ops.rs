@@ -268,9 +268,8 @@ impl<T: MapOps> MapOpsVTable<T> {
         _attrs: c_ulong,
     ) {
         // SAFETY: See above.
-        if let (Some((this, group)), Some(vaddr)) =
-            (unsafe { Self::token(map) }, NonNull::new(vaddr))
-        {
+        let token = unsafe { Self::token(map) };
+        if let (Some((this, group)), Some(vaddr)) = (token, NonNull::new(vaddr)) {
             T::free_coherent(this, group, size, vaddr.cast(), handle)
         }
     }
