@@ -23,6 +23,7 @@
 //! | `anon_inode.rs` | `kernel::fs::anon_inode` | `linux/anon_inodes.h` |
 //! | `iova.rs` | `kernel::iova` | `linux/iova.h` |
 //! | `pages.rs` | `kernel::page` | `linux/gfp.h` |
+//! | `pin_pages.rs` | `kernel::mm::pin` | `linux/mm.h` (`pin_user_pages`) |
 //! | `bounce.rs` | `kernel::dma::bounce` (a software IOTLB) | `linux/dma-mapping.h` |
 
 pub(crate) mod anon_inode;
@@ -38,6 +39,7 @@ pub(crate) mod misc;
 pub(crate) mod module_ref;
 pub(crate) mod nospec;
 pub(crate) mod pages;
+pub(crate) mod pin_pages;
 pub(crate) mod root_device;
 pub(crate) mod sysfs;
 pub(crate) mod vdpa;

@@ -176,6 +176,10 @@ pub(crate) struct IovaUmem {
     pub(crate) reserved: [u32; 5],
 }
 
+/// `VDUSE_IOVA_CAP_UMEM`: user memory may be registered for the region
+/// (`VDUSE_IOTLB_REG_UMEM`).
+pub(crate) const VDUSE_IOVA_CAP_UMEM: u64 = 1 << 0;
+
 /// `struct vduse_iova_info`.
 #[repr(C)]
 #[derive(Clone, Copy, Default)]

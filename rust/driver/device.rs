@@ -587,11 +587,26 @@ impl Device {
         Ok(uapi::IovaInfo {
             start: m.start,
             last: m.last,
-            // `VDUSE_IOVA_CAP_UMEM` (C gives it for the bounce region) is not offered while
-            // `VDUSE_IOTLB_REG_UMEM` is not implemented (`Documentation/status.rst`).
-            capability: 0,
+            // User memory may back the bounce region only.
+            capability: if m.is_bounce {
+                uapi::VDUSE_IOVA_CAP_UMEM
+            } else {
+                0
+            },
             ..*info
         })
+    }
+
+    /// The domain of address space `asid` while `d` (the [`Device::domain`] guard) says the
+    /// domains are in use.
+    fn domain_of(&self, d: &DomainState, asid: u32) -> Option<Arc<Domain>> {
+        if !d.created {
+            return None;
+        }
+        self.spaces
+            .lock()
+            .get(asid as usize)
+            .map(|s| s.domain.clone())
     }
 
     /// `VDUSE_IOTLB_REG_UMEM`.
@@ -599,10 +614,12 @@ impl Device {
         if u.reserved.iter().any(|&w| w != 0) {
             return Err(EINVAL);
         }
-        self.check_asid(u.asid)?;
-        let _domain = self.domain.lock();
-        // User bounce pages are not implemented: as C without a bounce map.
-        Err(EINVAL)
+        let asid = self.check_asid(u.asid)?;
+        // Held across the registration: it serialises registrations and deregistrations.
+        let d = self.domain.lock();
+        self.domain_of(&d, asid)
+            .ok_or(EINVAL)?
+            .reg_umem(u.iova, u.uaddr, u.size)
     }
 
     /// `VDUSE_IOTLB_DEREG_UMEM`.
@@ -610,10 +627,24 @@ impl Device {
         if u.reserved.iter().any(|&w| w != 0) {
             return Err(EINVAL);
         }
-        self.check_asid(u.asid)?;
-        let _domain = self.domain.lock();
-        // No user memory can be registered (see `reg_umem`).
-        Err(ENOENT)
+        let asid = self.check_asid(u.asid)?;
+        let d = self.domain.lock();
+        // Nothing can be registered without a domain.
+        self.domain_of(&d, asid)
+            .ok_or(ENOENT)?
+            .dereg_umem(u.iova, u.size)
+    }
+
+    /// The device node was closed: user memory registered through it is deregistered (the
+    /// kernel's bounce pages take over, as in C).
+    fn dereg_all_umem(&self) {
+        let d = self.domain.lock();
+        for asid in 0..self.nas {
+            if let Some(domain) = self.domain_of(&d, asid) {
+                // `ENOENT` when none is registered: nothing to do.
+                let _ = domain.dereg_umem(0, domain.bounce_size() as u64);
+            }
+        }
     }
 
     /// One device ioctl, `cmd` already decoded from its compat form if any.
@@ -696,6 +727,7 @@ impl FileOps for Device {
     type Ptr = Arc<Device>;
 
     fn release(this: Arc<Device>, _file: &File) {
+        this.dereg_all_umem();
         this.msgs.requeue_unanswered();
         this.disconnect();
     }

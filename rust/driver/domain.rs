@@ -46,6 +46,7 @@ use crate::kapi::{
         IovaDomain, //
     },
     pages::ContigPages,
+    pin_pages::PinnedUserPages,
     vdpa::{
         IotlbMap,
         DMA_ATTR_SKIP_CPU_SYNC, //
@@ -108,12 +109,15 @@ pub(crate) struct Entry {
     pub(crate) offset: u64,
     /// The consumer's file, or `None` for the domain's own file.
     pub(crate) file: Option<ARef<File>>,
+    /// The entry is the whole bounce region (`VDUSE_IOVA_CAP_UMEM`).
+    pub(crate) is_bounce: bool,
 }
 
 /// The IOVA domain of one address space.
 #[pin_data]
 pub(crate) struct Domain {
     /// Bounce pages and slots of the streaming region.
+    #[pin]
     bounce: BounceTable,
     /// IOVAs of the streaming region, in 4 KiB units from 4 KiB (0 is never handed out).
     #[pin]
@@ -132,7 +136,7 @@ impl Domain {
         let size = bounce_size.div_ceil(PAGE_SIZE) * PAGE_SIZE;
         let bounce = BounceTable::new(size)?;
         Ok(try_pin_init!(Self {
-            bounce,
+            bounce <- bounce,
             stream <- IovaDomain::new(crate::kapi::bounce::BOUNCE_SIZE, 1, cache),
             coherent_iova <- IovaDomain::new(PAGE_SIZE, size >> PAGE_SHIFT, cache),
             maps <- new_spinlock_irq!(Maps::default(), "Domain::maps"),
@@ -263,6 +267,7 @@ impl Domain {
                 perm: PERM_RW,
                 offset: 0,
                 file: None,
+                is_bounce: true,
             });
         }
         if let Some(c) = first_overlap(&maps.coherent, |c| (c.start, c.last), start, last) {
@@ -272,6 +277,7 @@ impl Domain {
                 perm: PERM_RW,
                 offset: c.start,
                 file: None,
+                is_bounce: false,
             });
         }
         if let Some(m) = first_overlap(&maps.consumer, |m| (m.start, m.last), start, last) {
@@ -281,9 +287,53 @@ impl Domain {
                 perm: m.perm,
                 offset: m.offset,
                 file: Some(m.file.clone()),
+                is_bounce: false,
             });
         }
         best
+    }
+
+    /// `VDUSE_IOTLB_REG_UMEM` (the caller serialises it with [`Domain::dereg_umem`]): the
+    /// daemon's pages at `uaddr` become the bounce buffer. As in C, only the whole bounce
+    /// region (`iova` 0, `size` the bounce size, `uaddr` page aligned) and only while its IOTLB
+    /// entry exists. Process context.
+    ///
+    /// # Errors
+    ///
+    /// `EINVAL` (those rules), `EEXIST` (registered already), `ENOMEM` (over
+    /// `RLIMIT_MEMLOCK`, or not all pages pinned), errors of `pin_user_pages`.
+    pub(crate) fn reg_umem(&self, iova: u64, uaddr: u64, size: u64) -> Result {
+        let bounce = self.bounce.size() as u64;
+        if !self.maps.lock().bounce_mapped
+            || size != bounce
+            || iova != 0
+            || uaddr % PAGE_SIZE as u64 != 0
+        {
+            return Err(EINVAL);
+        }
+        if self.bounce.has_user_pages() {
+            return Err(EEXIST);
+        }
+        let pages = PinnedUserPages::pin(uaddr, self.bounce.size() >> PAGE_SHIFT)?;
+        self.bounce.register_user(pages)
+    }
+
+    /// `VDUSE_IOTLB_DEREG_UMEM`: the kernel's bounce pages are the buffer again (with the
+    /// contents of the slots in use); the user pages are unpinned. Process context.
+    ///
+    /// # Errors
+    ///
+    /// `ENOENT` (none registered), `EINVAL` (`iova` or `size` not those registered).
+    pub(crate) fn dereg_umem(&self, iova: u64, size: u64) -> Result {
+        if !self.bounce.has_user_pages() {
+            return Err(ENOENT);
+        }
+        if iova != 0 || size != self.bounce.size() as u64 {
+            return Err(EINVAL);
+        }
+        // Unpinned here, outside the table's locks.
+        drop(self.bounce.unregister_user());
+        Ok(())
     }
 
     /// The coherent buffer holding `iova`, and the page index of `iova` in it.

@@ -16,25 +16,40 @@
 //!   range to one mapping); only that mapping's calls read or write its slot.
 //! * The lent memory belongs to the caller of the DMA API; the table reads and writes it only
 //!   between `map` and `unmap` (the DMA API's contract, which [`DmaRegion`] carries).
+//! * User pages ([`BounceTable::register_user`]) replace the bounce pages as the bounce
+//!   buffer while registered: the table holds them (pinned) and copies the contents of the
+//!   slots in use from the kernel pages to them on registration, and back on unregistration,
+//!   so a mapping in flight never sees a change.
+//!
+//! Copies run concurrently with each other (a copy only touches the slots of its own
+//! mapping); switching between kernel and user pages excludes them, like C's `bounce_lock`
+//! (readers: the copies; writer: the switch): a copy waits, spinning, while a switch runs, and
+//! a switch waits until the copies under way are done.
 
+use super::pin_pages::PinnedUserPages;
 use core::ptr::{
     null_mut,
     NonNull, //
 };
 use kernel::{
     alloc::KVVec,
-    bindings,
+    bindings, new_spinlock_irq,
     page::{
         BorrowedPage,
         PAGE_SHIFT,
         PAGE_SIZE, //
     },
     prelude::*,
-    sync::atomic::{
-        Acquire,
-        Atomic,
-        Relaxed,
-        Release, //
+    processor::cpu_relax,
+    sync::{
+        atomic::{
+            Acquire,
+            Atomic,
+            Full,
+            Relaxed,
+            Release, //
+        },
+        SpinLockIrq,
     },
 };
 
@@ -105,10 +120,23 @@ pub(crate) enum CopyDir {
 ///   once set.
 /// * `orig[s]` is 0 or the kernel address the start of slot `s` stands for in the
 ///   [`DmaRegion`] of the mapping that owns the slot (valid until that mapping's `unmap`).
+/// * While `user_mode` is set, `user` holds the registered pages (one per entry of `pages`),
+///   and copies use them instead of `pages`; `user_mode` only changes while `switching` is set
+///   and `copiers` is 0.
+#[pin_data(PinnedDrop)]
 pub(crate) struct BounceTable {
     size: usize,
     pages: KVVec<Atomic<*mut bindings::page>>,
     orig: KVVec<Atomic<usize>>,
+    /// Copies under way.
+    copiers: Atomic<usize>,
+    /// A switch between kernel and user pages is under way (1) or not (0).
+    switching: Atomic<u32>,
+    /// The user pages are the bounce buffer.
+    user_mode: Atomic<bool>,
+    /// The registered user pages (interrupts disabled: copies look pages up in any context).
+    #[pin]
+    user: SpinLockIrq<Option<PinnedUserPages>>,
 }
 
 // SAFETY: The pages may be used and freed from any thread; the slots are atomics.
@@ -118,7 +146,7 @@ unsafe impl Sync for BounceTable {}
 
 impl BounceTable {
     /// A table of `size` bytes (a multiple of `PAGE_SIZE`), without pages yet. Process context.
-    pub(crate) fn new(size: usize) -> Result<Self> {
+    pub(crate) fn new(size: usize) -> Result<impl PinInit<Self>> {
         if size == 0 || size % PAGE_SIZE != 0 {
             return Err(EINVAL);
         }
@@ -132,8 +160,125 @@ impl BounceTable {
         for _ in 0..nslots {
             orig.push(Atomic::new(0), GFP_KERNEL)?;
         }
-        // INVARIANT: No page, no mapped slot.
-        Ok(Self { size, pages, orig })
+        // INVARIANT: No page, no mapped slot, no user pages.
+        Ok(pin_init!(Self {
+            size,
+            pages,
+            orig,
+            copiers: Atomic::new(0),
+            switching: Atomic::new(0),
+            user_mode: Atomic::new(false),
+            user <- new_spinlock_irq!(None, "BounceTable::user"),
+        }))
+    }
+
+    /// Enters a copy: waits while a switch runs. Any context.
+    fn enter_copy(&self) {
+        loop {
+            while self.switching.load(Acquire) != 0 {
+                cpu_relax();
+            }
+            self.copiers.fetch_add(1, Full);
+            if self.switching.load(Acquire) == 0 {
+                return;
+            }
+            self.copiers.fetch_sub(1, Full);
+        }
+    }
+
+    /// Leaves a copy.
+    fn exit_copy(&self) {
+        self.copiers.fetch_sub(1, Release);
+    }
+
+    /// Runs `f` with no copy under way and none starting (the write side). Process context;
+    /// callers serialise switches.
+    fn switch<R>(&self, f: impl FnOnce() -> R) -> R {
+        self.switching.xchg(1, Full);
+        while self.copiers.load(Acquire) != 0 {
+            cpu_relax();
+        }
+        let r = f();
+        self.switching.store(0, Release);
+        r
+    }
+
+    /// The page copies use for bounce page `i` (the user page while registered).
+    fn copy_page(&self, i: usize) -> *mut bindings::page {
+        if self.user_mode.load(Relaxed) {
+            let user = self.user.lock();
+            return user
+                .as_ref()
+                .and_then(|u| u.page(i))
+                .map_or(null_mut(), |p| p.as_ptr());
+        }
+        self.pages.get(i).map_or(null_mut(), |p| p.load(Acquire))
+    }
+
+    /// Whether user pages are registered.
+    pub(crate) fn has_user_pages(&self) -> bool {
+        self.user_mode.load(Relaxed)
+    }
+
+    /// Registers `user` (one page per page of the table) as the bounce buffer: the slots in
+    /// use are copied into it first. Process context.
+    ///
+    /// # Errors
+    ///
+    /// `EINVAL` if the number of pages differs, `EEXIST` if pages are registered already.
+    pub(crate) fn register_user(&self, user: PinnedUserPages) -> Result {
+        if user.len() != self.pages.len() {
+            return Err(EINVAL);
+        }
+        if self.user.lock().is_some() {
+            return Err(EEXIST);
+        }
+        self.switch(|| {
+            for i in 0..self.pages.len() {
+                if let Some(dst) = user.page(i) {
+                    self.copy_in_use(i, self.pages[i].load(Acquire), dst.as_ptr());
+                }
+            }
+            *self.user.lock() = Some(user);
+            self.user_mode.store(true, Release);
+        });
+        Ok(())
+    }
+
+    /// Unregisters the user pages, copying the slots in use back into kernel pages; returns
+    /// them (to be unpinned by dropping). Process context.
+    pub(crate) fn unregister_user(&self) -> Option<PinnedUserPages> {
+        self.user.lock().as_ref()?;
+        self.switch(|| {
+            let user = self.user.lock().take();
+            if let Some(u) = &user {
+                for i in 0..self.pages.len() {
+                    if let Some(src) = u.page(i) {
+                        self.copy_in_use(i, src.as_ptr(), self.pages[i].load(Acquire));
+                    }
+                }
+            }
+            self.user_mode.store(false, Release);
+            user
+        })
+    }
+
+    /// Copies page `i` from `src` to `dst` if one of its slots is in use (and both exist).
+    fn copy_in_use(&self, i: usize, src: *mut bindings::page, dst: *mut bindings::page) {
+        let per_page = PAGE_SIZE / BOUNCE_SIZE;
+        let in_use = (i * per_page..(i + 1) * per_page)
+            .any(|s| self.orig.get(s).is_some_and(|o| o.load(Acquire) != 0));
+        if !in_use || src.is_null() || dst.is_null() {
+            return;
+        }
+        // SAFETY: Both are pages of the table or of its registered user pages, alive here
+        // (no switch can free them: the caller is the switch); without high memory
+        // `kmap_local_page` is the permanent direct-map address.
+        unsafe {
+            let s = bindings::kmap_local_page(src).cast::<u8>();
+            let d = bindings::kmap_local_page(dst).cast::<u8>();
+            core::ptr::copy_nonoverlapping(s, d, PAGE_SIZE);
+        }
     }
 
     /// The size of the bounce space.
@@ -209,11 +354,12 @@ impl BounceTable {
         // CAST: Inside the table (checked above), so it fits in `usize`.
         let mut addr = iova as usize;
         let end = addr + len;
+        self.enter_copy();
         for s in slots {
             let orig = self.orig[s].load(Acquire);
-            let page = self.pages[addr >> PAGE_SHIFT].load(Acquire);
+            let page = self.copy_page(addr >> PAGE_SHIFT);
             if orig == 0 || page.is_null() {
-                return;
+                break;
             }
             let in_slot = addr & (BOUNCE_SIZE - 1);
             let sz = (BOUNCE_SIZE - in_slot).min(end - addr);
@@ -234,10 +380,15 @@ impl BounceTable {
             }
             addr += sz;
         }
+        self.exit_copy();
     }
 
-    /// The bounce page holding `addr`, if it was allocated; valid while `self` is.
+    /// The kernel bounce page holding `addr`, if it was allocated and no user pages are
+    /// registered (then the daemon has the buffer in its own memory); valid while `self` is.
     pub(crate) fn page(&self, addr: u64) -> Option<BorrowedPage<'_>> {
+        if self.user_mode.load(Acquire) {
+            return None;
+        }
         let i = usize::try_from(addr).ok()? >> PAGE_SHIFT;
         let p = NonNull::new(self.pages.get(i)?.load(Acquire))?;
         // SAFETY: A page of the table, never freed before the table (type invariant).
@@ -245,8 +396,9 @@ impl BounceTable {
     }
 }
 
-impl Drop for BounceTable {
-    fn drop(&mut self) {
+#[pinned_drop]
+impl PinnedDrop for BounceTable {
+    fn drop(self: Pin<&mut Self>) {
         for p in self.pages.iter() {
             let p = p.load(Relaxed);
             if !p.is_null() {

@@ -6,6 +6,10 @@ use std::fs::{File, OpenOptions};
 use std::io;
 use std::os::fd::{AsRawFd, FromRawFd};
 use std::os::unix::fs::OpenOptionsExt;
+use std::sync::Mutex;
+
+use log::{info, warn};
+use vm_memory::MmapRegion;
 
 use crate::memory::{IotlbMapping, IotlbSource};
 use crate::uapi::*;
@@ -115,6 +119,11 @@ pub fn name_bytes(name: &str) -> io::Result<[u8; VDUSE_NAME_MAX]> {
 pub struct Device {
     file: File,
     api_version: u64,
+    /// Offer our own memory as the bounce buffer (`--umem`).
+    umem: bool,
+    /// The bounce buffer registered with `VDUSE_IOTLB_REG_UMEM`: (address space, memory).
+    /// Kept for as long as the device is open: the kernel keeps the registration until then.
+    umem_buf: Mutex<Option<(u32, MmapRegion)>>,
 }
 
 impl Device {
@@ -129,7 +138,46 @@ impl Device {
             .write(true)
             .custom_flags(libc::O_CLOEXEC | libc::O_NONBLOCK)
             .open(Self::path(name))?;
-        Ok(Device { file, api_version })
+        Ok(Device {
+            file,
+            api_version,
+            umem: false,
+            umem_buf: Mutex::new(None),
+        })
+    }
+
+    /// With `on`, the bounce buffer is registered from our own memory when first mapped.
+    pub fn with_umem(mut self, on: bool) -> Self {
+        self.umem = on;
+        self
+    }
+
+    /// `VDUSE_IOTLB_GET_INFO`: the entry overlapping `[start, last]` and its capabilities.
+    pub fn iova_info(&self, asid: u32, start: u64, last: u64) -> io::Result<IovaInfo> {
+        let mut i = IovaInfo {
+            start,
+            last,
+            capability: 0,
+            asid,
+            reserved: [0; 5],
+        };
+        // SAFETY: _IOWR(struct vduse_iova_info).
+        unsafe { ioctl(&self.file, VDUSE_IOTLB_GET_INFO, &mut i) }?;
+        Ok(i)
+    }
+
+    /// `VDUSE_IOTLB_REG_UMEM`: `size` bytes at `uaddr` become the bounce buffer of `asid`.
+    fn reg_umem(&self, asid: u32, uaddr: u64, size: u64) -> io::Result<()> {
+        let mut u = IovaUmem {
+            uaddr,
+            iova: 0,
+            size,
+            asid,
+            reserved: [0; 5],
+        };
+        // SAFETY: _IOW(struct vduse_iova_umem).
+        unsafe { ioctl(&self.file, VDUSE_IOTLB_REG_UMEM, &mut u) }?;
+        Ok(())
     }
 
     pub fn api_version(&self) -> u64 {
@@ -221,6 +269,46 @@ impl Device {
 }
 
 impl IotlbSource for Device {
+    /// With `--umem`, the bounce region (the entry at IOVA 0 that `VDUSE_IOTLB_GET_INFO` marks
+    /// `VDUSE_IOVA_CAP_UMEM`) is backed by anonymous memory of ours, registered once; on a
+    /// kernel or entry without the capability, or if registration fails (e.g. over
+    /// `RLIMIT_MEMLOCK`), the entry's file is mapped as usual.
+    fn user_memory(&self, asid: u32, m: &IotlbMapping) -> Option<MmapRegion> {
+        if !self.umem || m.start != 0 {
+            return None;
+        }
+        let len = usize::try_from(m.last.checked_add(1)?).ok()?;
+        let prot = libc::PROT_READ | libc::PROT_WRITE;
+        let mut buf = self.umem_buf.lock().unwrap();
+        if buf.is_none() {
+            match self.iova_info(asid, 0, 0) {
+                Ok(i) if i.capability & VDUSE_IOVA_CAP_UMEM != 0 && i.last == m.last => {}
+                Ok(_) => return None,
+                Err(e) => {
+                    warn!("VDUSE_IOTLB_GET_INFO: {e}; mapping the bounce buffer's file");
+                    return None;
+                }
+            }
+            let flags = libc::MAP_PRIVATE | libc::MAP_ANONYMOUS | libc::MAP_NORESERVE;
+            let region = MmapRegion::build(None, len, prot, flags).ok()?;
+            if let Err(e) = self.reg_umem(asid, region.as_ptr() as u64, len as u64) {
+                warn!("VDUSE_IOTLB_REG_UMEM: {e}; mapping the bounce buffer's file");
+                return None;
+            }
+            info!(
+                "asid {asid}: bounce buffer in our own memory (VDUSE_IOTLB_REG_UMEM, {len} bytes)"
+            );
+            *buf = Some((asid, region));
+        }
+        let (a, region) = buf.as_ref()?;
+        if *a != asid || region.size() != len {
+            return None;
+        }
+        // SAFETY: a view of the registered buffer, which `self` keeps mapped (and the kernel
+        // pinned) while the device is open; the view does not unmap it.
+        unsafe { MmapRegion::build_raw(region.as_ptr(), len, prot, libc::MAP_PRIVATE) }.ok()
+    }
+
     /// `VDUSE_IOTLB_GET_FD2` with API 1, `VDUSE_IOTLB_GET_FD` (address space 0 only) with API 0.
     fn iotlb_get_fd(&self, asid: u32, start: u64, last: u64) -> io::Result<Option<IotlbMapping>> {
         let r = if self.api_version >= VDUSE_API_VERSION_1 {

@@ -65,6 +65,10 @@ struct Args {
     /// Reconnect log [default: /dev/shm/vduse-blk-NAME.log].
     #[arg(long)]
     reconnect_log: Option<PathBuf>,
+    /// Serve the bounce buffer from our own memory (VDUSE_IOTLB_REG_UMEM) where the kernel
+    /// offers it (needs RLIMIT_MEMLOCK >= bounce_size); otherwise map the kernel's.
+    #[arg(long)]
+    umem: bool,
 }
 
 fn init_logging() {
@@ -229,6 +233,7 @@ struct Daemon {
     log: Option<Arc<InflightLog>>,
     log_path: PathBuf,
     api: u64,
+    umem: bool,
     vduse_features: u64,
     queue_size: u16,
     num_queues: u32,
@@ -524,7 +529,7 @@ impl Daemon {
                 } else {
                     debug!("VDUSE_DESTROY_DEV: {e}; retrying");
                 }
-                match Device::open(&self.name, self.api) {
+                match Device::open(&self.name, self.api).map(|d| d.with_umem(self.umem)) {
                     Ok(d) => {
                         self.dev = Some(Arc::new(d));
                         self.attach_running();
@@ -748,12 +753,13 @@ fn run(args: Args) -> Result<(), String> {
     };
 
     // A killed predecessor may still be closing the device (single opener): retry EBUSY.
-    let mut opened = Device::open(&args.name, api);
+    let open = || Device::open(&args.name, api).map(|d| d.with_umem(args.umem));
+    let mut opened = open();
     for _ in 0..50 {
         match &opened {
             Err(e) if errno(e) == libc::EBUSY => {
                 std::thread::sleep(std::time::Duration::from_millis(100));
-                opened = Device::open(&args.name, api);
+                opened = open();
             }
             _ => break,
         }
@@ -786,6 +792,7 @@ fn run(args: Args) -> Result<(), String> {
         log,
         log_path,
         api,
+        umem: args.umem,
         vduse_features: vfeat,
         queue_size: args.queue_size,
         num_queues: nq,

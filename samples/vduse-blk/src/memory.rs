@@ -36,6 +36,12 @@ pub trait IotlbSource {
     /// The first IOTLB entry of address space `asid` overlapping `[start, last]`;
     /// `Ok(None)` if there is none.
     fn iotlb_get_fd(&self, asid: u32, start: u64, last: u64) -> io::Result<Option<IotlbMapping>>;
+
+    /// Memory of the daemon's own that backs entry `m` instead of its file (the bounce buffer
+    /// registered with `VDUSE_IOTLB_REG_UMEM`), if any.
+    fn user_memory(&self, _asid: u32, _m: &IotlbMapping) -> Option<MmapRegion> {
+        None
+    }
 }
 
 struct Region {
@@ -142,8 +148,9 @@ impl AddressSpace {
         }
     }
 
-    /// Map one IOTLB entry, replacing any (stale) mapping it overlaps.
-    pub fn add_mapping(&self, m: IotlbMapping) -> io::Result<()> {
+    /// Map one IOTLB entry (from `src`'s user memory, or else its file), replacing any
+    /// (stale) mapping it overlaps.
+    pub fn add_mapping(&self, src: &dyn IotlbSource, m: IotlbMapping) -> io::Result<()> {
         let psz = page_size();
         let delta = m.offset % psz;
         if m.start < delta || m.last < m.start {
@@ -170,11 +177,15 @@ impl AddressSpace {
                 ))
             }
         };
-        let fo = FileOffset::new(m.file, m.offset - delta);
-        let mmap =
-            MmapRegion::build(Some(fo), len as usize, prot, libc::MAP_SHARED).map_err(|e| {
-                io::Error::other(format!("mmap of IOVA {:#x}-{:#x}: {e}", m.start, m.last))
-            })?;
+        let mmap = match src.user_memory(self.asid, &m) {
+            Some(user) => user,
+            None => {
+                let fo = FileOffset::new(m.file, m.offset - delta);
+                MmapRegion::build(Some(fo), len as usize, prot, libc::MAP_SHARED).map_err(|e| {
+                    io::Error::other(format!("mmap of IOVA {:#x}-{:#x}: {e}", m.start, m.last))
+                })?
+            }
+        };
         let region = GuestRegionMmap::new(mmap, GuestAddress(start))
             .ok_or_else(|| io::Error::other("IOVA range overflows"))?;
         let last = start + len - 1;
@@ -211,7 +222,7 @@ impl AddressSpace {
             if m.last < cur {
                 break; // the kernel never returns this; do not loop forever
             }
-            self.add_mapping(m)?;
+            self.add_mapping(src, m)?;
             n += 1;
             match next {
                 Some(nx) => cur = nx,
@@ -260,7 +271,7 @@ impl AddressSpace {
                 Ok(()) => return Ok(()),
                 Err(RangeError::Unmapped(iova)) => match src.iotlb_get_fd(self.asid, iova, iova) {
                     Ok(Some(m)) => {
-                        if let Err(e) = self.add_mapping(m) {
+                        if let Err(e) = self.add_mapping(src, m) {
                             warn!("cannot map IOVA {iova:#x}: {e}");
                             return Err(RangeError::Unmapped(iova));
                         }

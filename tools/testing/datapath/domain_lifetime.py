@@ -13,8 +13,13 @@ streaming mappings in the bounce region. Then, with asserted results:
      its pages are mmapped, read, and a marker is written into its last byte;
   3. after `ip link set up`, IOTLB_GET_FD at IOVA 0 returns the bounce entry
      [0, bounce_size - 1], offset 0, perm RW;
-  4. `vdpa dev del`, close of the device node and VDUSE_DESTROY_DEV succeed while the domain
-     file is still open and mapped;
+  3b. IOTLB_GET_INFO marks the bounce entry VDUSE_IOVA_CAP_UMEM; VDUSE_IOTLB_REG_UMEM and
+     DEREG_UMEM behave as 7.3: bad size or unaligned address EINVAL, over RLIMIT_MEMLOCK
+     ENOMEM, a second registration EEXIST, deregistration with a bad size EINVAL, then 0, then
+     ENOENT; the pinned pages show in VmPin while registered;
+  4. `vdpa dev del`, close of the device node (with user memory registered: it is
+     deregistered, VmPin back to 0) and VDUSE_DESTROY_DEV succeed while the domain file is
+     still open and mapped;
   5. the mapping still reads back the marker (the pages live as long as the mapping), and
      munmap and close release everything (the caller runs kmemleak afterwards).
 
@@ -24,7 +29,9 @@ import errno
 import fcntl
 import glob
 import mmap
+import ctypes
 import os
+import resource
 import select
 import struct
 import subprocess
@@ -39,6 +46,9 @@ VDUSE_CREATE_DEV = 0x41508102
 VDUSE_DESTROY_DEV = 0x41008103
 VDUSE_IOTLB_GET_FD = 0xC0208110
 VDUSE_VQ_SETUP = 0x40208114
+VDUSE_IOTLB_REG_UMEM = 0x40308118
+VDUSE_IOTLB_DEREG_UMEM = 0x40308119
+VDUSE_IOTLB_GET_INFO = 0xC030811A
 REQ_SIZE = 152
 
 VIRTIO_NET_F_MAC = 1 << 5
@@ -120,6 +130,23 @@ def get_fd(dev, start, last):
     return fd, offset, s, l, perm
 
 
+def umem(dev, cmd, uaddr, size, iova=0):
+    """REG_UMEM/DEREG_UMEM: 0 or the errno."""
+    return ioctl_errno(dev, cmd, bytearray(struct.pack("<QQQI20x", uaddr, iova, size, 0)))
+
+
+def vm_pin_kb():
+    for line in open("/proc/self/status"):
+        if line.startswith("VmPin:"):
+            return int(line.split()[1])
+    return -1
+
+
+def expect(what, got, want):
+    if got != want:
+        fail(f"{what}: got {got}, expected {want}")
+
+
 def netdev():
     nets = glob.glob(f"/sys/bus/vdpa/devices/{NAME}/virtio*/net/*")
     return os.path.basename(nets[0]) if nets else None
@@ -174,10 +201,42 @@ def main():
     os.close(bfd)
     step("3 ok: bounce entry [0, bounce_size - 1] after the first streaming mapping")
 
+    info = bytearray(struct.pack("<QQQI20x", 0, 0, 0, 0))
+    fcntl.ioctl(dev, VDUSE_IOTLB_GET_INFO, info)
+    start, last, cap = struct.unpack_from("<QQQ", info)
+    expect("GET_INFO of the bounce entry (start, last, capability)", (start, last, cap),
+           (0, BOUNCE_SIZE - 1, 1))
+    buf = mmap.mmap(-1, BOUNCE_SIZE)
+    uaddr = ctypes.addressof(ctypes.c_char.from_buffer(buf))
+    expect("REG_UMEM of 4 KiB", umem(dev, VDUSE_IOTLB_REG_UMEM, uaddr, 4096), errno.EINVAL)
+    expect("REG_UMEM unaligned", umem(dev, VDUSE_IOTLB_REG_UMEM, uaddr + 8, BOUNCE_SIZE),
+           errno.EINVAL)
+    expect("REG_UMEM at IOVA 4096", umem(dev, VDUSE_IOTLB_REG_UMEM, uaddr, BOUNCE_SIZE, 4096),
+           errno.EINVAL)
+    old = resource.getrlimit(resource.RLIMIT_MEMLOCK)
+    resource.setrlimit(resource.RLIMIT_MEMLOCK, (1 << 20, old[1]))
+    expect("REG_UMEM over RLIMIT_MEMLOCK (1 MiB)", umem(dev, VDUSE_IOTLB_REG_UMEM, uaddr, BOUNCE_SIZE),
+           errno.ENOMEM)
+    # The default limit (8 MiB) is below the bounce buffer: raise it (root may).
+    unlimited = (resource.RLIM_INFINITY, resource.RLIM_INFINITY)
+    resource.setrlimit(resource.RLIMIT_MEMLOCK, unlimited)
+    expect("VmPin after the refused registration", vm_pin_kb(), 0)
+    expect("REG_UMEM", umem(dev, VDUSE_IOTLB_REG_UMEM, uaddr, BOUNCE_SIZE), 0)
+    expect("VmPin while registered (kB)", vm_pin_kb(), BOUNCE_SIZE >> 10)
+    expect("second REG_UMEM", umem(dev, VDUSE_IOTLB_REG_UMEM, uaddr, BOUNCE_SIZE), errno.EEXIST)
+    expect("DEREG_UMEM of 4 KiB", umem(dev, VDUSE_IOTLB_DEREG_UMEM, uaddr, 4096), errno.EINVAL)
+    expect("DEREG_UMEM", umem(dev, VDUSE_IOTLB_DEREG_UMEM, uaddr, BOUNCE_SIZE), 0)
+    expect("VmPin after DEREG_UMEM", vm_pin_kb(), 0)
+    expect("second DEREG_UMEM", umem(dev, VDUSE_IOTLB_DEREG_UMEM, uaddr, BOUNCE_SIZE), errno.ENOENT)
+    expect("REG_UMEM again", umem(dev, VDUSE_IOTLB_REG_UMEM, uaddr, BOUNCE_SIZE), 0)
+    resource.setrlimit(resource.RLIMIT_MEMLOCK, old)
+    step("3b ok: UMEM capability, registration rules and errnos, pinned-page accounting")
+
     subprocess.run(["vdpa", "dev", "del", NAME], check=True)
     responder.stop = True
     responder.join()
     os.close(dev)
+    expect("VmPin after closing the device with user memory registered", vm_pin_kb(), 0)
     err = ioctl_errno(ctl, VDUSE_DESTROY_DEV, bytearray(NAME.encode().ljust(256, b"\0")))
     if err:
         fail(f"VDUSE_DESTROY_DEV with the domain file open and mapped: errno {err}")

@@ -32,24 +32,7 @@ for t in vdpa mkfs.ext4 fsck.ext4 fio cmp python3 timeout; do
 	command -v "$t" >/dev/null || bail "$t not found"
 done
 mkdir -p "$WORK" "$LOGDIR" || bail "cannot create $WORK or $LOGDIR"
-
-# wait_until SECONDS COMMAND...: poll COMMAND every 0.1 s until it succeeds; fail after SECONDS.
-wait_until() {
-	local limit=$(($1 * 10)) i
-	shift
-	for ((i = 0; i < limit; i++)); do
-		"$@" && return 0
-		sleep 0.1
-	done
-	return 1
-}
-
-# writes_done DEV N: DEV completed at least N writes (/sys/block/DEV/stat, field 5).
-writes_done() {
-	local w
-	w=$(awk '{ print $5 }' "/sys/block/${1#/dev/}/stat" 2>/dev/null)
-	[ "${w:-0}" -ge "$2" ]
-}
+. "${VDUSE_RS_ROOT:-$(cd "$(dirname "$0")/../../.." && pwd)}/tools/lib/guest-tests.sh"
 
 QSD_PID=
 QSD_ARGS=()
@@ -117,25 +100,6 @@ teardown() {
 	wait_until 20 test ! -e "/dev/vduse/$name" || { note "/dev/vduse/$name still exists"; rc=1; }
 	rm -f "$WORK/$name".*
 	return $rc
-}
-
-# fs_roundtrip DEV: mkfs, write a file, remount, compare, fsck.
-fs_roundtrip() {
-	local dev=$1 mnt=$WORK/mnt
-	mkdir -p "$mnt"
-	head -c 3M /dev/urandom >"$WORK/ref" || return 1
-	timeout 120 mkfs.ext4 -q -F "$dev" || { note "mkfs.ext4 failed"; return 1; }
-	mount "$dev" "$mnt" || { note "mount failed"; return 1; }
-	cp "$WORK/ref" "$mnt/file" && sync || { note "write failed"; umount "$mnt"; return 1; }
-	umount "$mnt" || { note "umount failed"; return 1; }
-	mount "$dev" "$mnt" || { note "remount failed"; return 1; }
-	cmp "$WORK/ref" "$mnt/file" || { note "data differs after remount"; umount "$mnt"; return 1; }
-	umount "$mnt" || return 1
-	timeout 120 fsck.ext4 -n -f "$dev" >"$WORK/fsck.out" 2>&1 || {
-		note "fsck.ext4 -n -f reported problems"
-		sed 's/^/#   /' "$WORK/fsck.out"
-		return 1
-	}
 }
 
 # fio_verify DEV [fio options]: random 4 KiB writes, each verified by crc32c.

@@ -36,6 +36,7 @@ CASES=(
 	"ram_fs_1q"
 	"fio_verify_1q"
 	"fio_verify_4q"
+	"umem_fio_verify"
 	"reconnect_after_sigkill"
 	"reconnect_inflight_windows"
 	"api_v0_fallback"
@@ -67,25 +68,7 @@ DAEMON_LOG_START=0
 DAEMON_ENV=()
 VDPA_DEVS=()
 
-note() { echo "# $*"; }
-
-# wait_until SECONDS COMMAND...: poll COMMAND every 0.1 s until it succeeds; fail after SECONDS.
-wait_until() {
-	local limit=$(($1 * 10)) i
-	shift
-	for ((i = 0; i < limit; i++)); do
-		"$@" && return 0
-		sleep 0.1
-	done
-	return 1
-}
-
-# writes_done DEV N: DEV completed at least N writes (/sys/block/DEV/stat, field 5).
-writes_done() {
-	local w
-	w=$(awk '{ print $5 }' "/sys/block/${1#/dev/}/stat" 2>/dev/null)
-	[ "${w:-0}" -ge "$2" ]
-}
+. "$ROOT/tools/lib/guest-tests.sh"
 
 cleanup() {
 	local d
@@ -191,30 +174,6 @@ del_vdpa() {
 	VDPA_DEVS=("${keep[@]}")
 }
 
-# fs_roundtrip DEV: mkfs, write a file, remount, compare, fsck.
-fs_roundtrip() {
-	local dev=$1
-	mkdir -p "$WORK/mnt"
-	head -c 3M /dev/urandom >"$WORK/ref" || return 1
-	timeout 120 mkfs.ext4 -q -F "$dev" || { note "mkfs.ext4 failed"; return 1; }
-	mount "$dev" "$WORK/mnt" || { note "mount failed"; return 1; }
-	cp "$WORK/ref" "$WORK/mnt/file" && sync || { note "write failed"; umount "$WORK/mnt"; return 1; }
-	umount "$WORK/mnt" || { note "umount failed"; return 1; }
-	mount "$dev" "$WORK/mnt" || { note "remount failed"; return 1; }
-	if ! cmp "$WORK/ref" "$WORK/mnt/file"; then
-		note "data differs after remount"
-		umount "$WORK/mnt"
-		return 1
-	fi
-	umount "$WORK/mnt" || return 1
-	timeout 120 fsck.ext4 -n -f "$dev" >"$WORK/fsck.out" 2>&1 || {
-		note "fsck.ext4 -n -f reported problems"
-		sed 's/^/#   /' "$WORK/fsck.out"
-		return 1
-	}
-	return 0
-}
-
 teardown() {
 	local name=$1
 	del_vdpa "$name" || return 1
@@ -269,6 +228,23 @@ case_fio_verify_4q() {
 		return 1
 	fi
 	return 0
+}
+
+# The bounce buffer in the daemon's own memory (VDUSE_IOTLB_REG_UMEM): fio verify through it,
+# with the pinned pages charged to the daemon (VmPin).
+case_umem_fio_verify() {
+	local name=sample-umem dev
+	# The 64 MiB bounce buffer is pinned and charged to RLIMIT_MEMLOCK (8 MiB by default).
+	ulimit -l unlimited
+	start_daemon $name umem_fio_verify --size 64M --queues 1 --umem || return 1
+	add_vdpa $name || return 1
+	dev=$BLKDEV
+	run_fio "$dev" --size=16M || { show_log; return 1; }
+	cur_log | grep -q "bounce buffer in our own memory (VDUSE_IOTLB_REG_UMEM" ||
+		{ note "the daemon did not register its bounce buffer"; show_log; return 1; }
+	grep -q "^VmPin: *65536 kB" "/proc/$DAEMON_PID/status" ||
+		{ note "the daemon's VmPin is not the 64 MiB bounce buffer: $(grep VmPin "/proc/$DAEMON_PID/status")"; return 1; }
+	teardown $name
 }
 
 case_reconnect_after_sigkill() {

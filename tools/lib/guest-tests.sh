@@ -1,0 +1,47 @@
+# SPDX-License-Identifier: GPL-2.0
+# Helpers of the end-to-end test scripts that run inside the test VM (tools/testing/sample,
+# tools/testing/qsd). Source it; the caller sets WORK (a scratch directory).
+
+note() { echo "# $*"; }
+
+# wait_until SECONDS COMMAND...: poll COMMAND every 0.1 s until it succeeds; fail after SECONDS.
+wait_until() {
+	local limit=$(($1 * 10)) i
+	shift
+	for ((i = 0; i < limit; i++)); do
+		"$@" && return 0
+		sleep 0.1
+	done
+	return 1
+}
+
+# writes_done DEV N: DEV completed at least N writes (/sys/block/DEV/stat, field 5).
+writes_done() {
+	local w
+	w=$(awk '{ print $5 }' "/sys/block/${1#/dev/}/stat" 2>/dev/null)
+	[ "${w:-0}" -ge "$2" ]
+}
+
+# fs_roundtrip DEV: mkfs, write a file, remount, compare, fsck.
+fs_roundtrip() {
+	local dev=$1
+	mkdir -p "$WORK/mnt"
+	head -c 3M /dev/urandom >"$WORK/ref" || return 1
+	timeout 120 mkfs.ext4 -q -F "$dev" || { note "mkfs.ext4 failed"; return 1; }
+	mount "$dev" "$WORK/mnt" || { note "mount failed"; return 1; }
+	cp "$WORK/ref" "$WORK/mnt/file" && sync || { note "write failed"; umount "$WORK/mnt"; return 1; }
+	umount "$WORK/mnt" || { note "umount failed"; return 1; }
+	mount "$dev" "$WORK/mnt" || { note "remount failed"; return 1; }
+	if ! cmp "$WORK/ref" "$WORK/mnt/file"; then
+		note "data differs after remount"
+		umount "$WORK/mnt"
+		return 1
+	fi
+	umount "$WORK/mnt" || return 1
+	timeout 120 fsck.ext4 -n -f "$dev" >"$WORK/fsck.out" 2>&1 || {
+		note "fsck.ext4 -n -f reported problems"
+		sed 's/^/#   /' "$WORK/fsck.out"
+		return 1
+	}
+	return 0
+}
