@@ -200,12 +200,13 @@ impl Domain {
     pub(crate) fn alloc_coherent(&self, size: usize, gfp: gfp_t) -> Result<(NonNull<u8>, u64)> {
         let pages = ContigPages::alloc(size, gfp)?;
         let vaddr = pages.vaddr();
-        let len = pages.size();
         let start = self.coherent_iova.alloc(size, IOVA_LIMIT).ok_or(ENOMEM)?;
         let entry = Coherent {
             start,
-            // OVERFLOW: `start + len - 1 <= IOVA_LIMIT` (the allocator's limit).
-            last: start + len as u64 - 1,
+            // The IOTLB entry covers the `size` bytes asked for, as in C; the pages behind it
+            // are whole. OVERFLOW: `size > 0` (`ContigPages::alloc` refuses 0) and
+            // `start + size - 1 <= IOVA_LIMIT` (the allocator's limit).
+            last: start + size as u64 - 1,
             pages: Arc::new(pages, kernel::alloc::flags::GFP_ATOMIC)?,
         };
         if let Err(e) = self

@@ -10,7 +10,6 @@ use kernel::{
     bindings,
     page::{
         BorrowedPage,
-        PAGE_SHIFT,
         PAGE_SIZE, //
     },
     prelude::*,
@@ -71,11 +70,6 @@ impl ContigPages {
     /// The kernel address of the first byte.
     pub(crate) fn vaddr(&self) -> NonNull<u8> {
         self.vaddr
-    }
-
-    /// The size in bytes (whole pages).
-    pub(crate) fn size(&self) -> usize {
-        self.npages << PAGE_SHIFT
     }
 
     /// Page `i`, if `i` is below the number of pages.

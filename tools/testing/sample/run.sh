@@ -242,7 +242,7 @@ case_umem_fio_verify() {
 	run_fio "$dev" --size=16M || { show_log; return 1; }
 	cur_log | grep -q "bounce buffer in our own memory (VDUSE_IOTLB_REG_UMEM" ||
 		{ note "the daemon did not register its bounce buffer"; show_log; return 1; }
-	grep -q "^VmPin: *65536 kB" "/proc/$DAEMON_PID/status" ||
+	grep -q "^VmPin:[[:space:]]*65536 kB" "/proc/$DAEMON_PID/status" ||
 		{ note "the daemon's VmPin is not the 64 MiB bounce buffer: $(grep VmPin "/proc/$DAEMON_PID/status")"; return 1; }
 	teardown $name
 }
