@@ -261,6 +261,11 @@ fn iotlb_update(vfd: i32) -> (Ret, u64) {
 
 /// [`iotlb_update`] at `iova` with vhost access `perm` (1 RO, 2 WO, 3 RW).
 fn iotlb_update_at(vfd: i32, iova: u64, perm: u8) -> (Ret, u64) {
+    iotlb_update_in(vfd, 0, iova, perm)
+}
+
+/// [`iotlb_update_at`] in address space `asid` (needs `VHOST_BACKEND_F_IOTLB_ASID`).
+fn iotlb_update_in(vfd: i32, asid: u32, iova: u64, perm: u8) -> (Ret, u64) {
     // SAFETY: Creating and mapping a memfd of 64 KiB; the mapping is leaked for the test's
     // duration (vhost-vdpa keeps a reference to the file).
     let uaddr = unsafe {
@@ -282,7 +287,8 @@ fn iotlb_update_at(vfd: i32, iova: u64, perm: u8) -> (Ret, u64) {
         p as u64
     };
     let mut msg = [0u8; 72];
-    msg[..4].copy_from_slice(&2u32.to_ne_bytes()); // VHOST_IOTLB_MSG_V2, asid 0
+    msg[..4].copy_from_slice(&2u32.to_ne_bytes()); // VHOST_IOTLB_MSG_V2
+    msg[4..8].copy_from_slice(&asid.to_ne_bytes());
     msg[8..16].copy_from_slice(&iova.to_ne_bytes()); // iova
     msg[16..24].copy_from_slice(&65536u64.to_ne_bytes()); // size
     msg[24..32].copy_from_slice(&uaddr.to_ne_bytes()); // uaddr
@@ -1200,6 +1206,112 @@ fn with_failing(
     record_requests(c, &daemon.finish());
 }
 
+/// API 1 with two virtqueue groups and two address spaces: vhost-vdpa moves group 1 (queue 1)
+/// to address space 1 (`VDUSE_SET_VQ_GROUP_ASID`), maps memory there (`VDUSE_UPDATE_IOTLB` with
+/// asid 1), and the daemon finds that mapping through `IOTLB_GET_FD2`/`GET_INFO` in address
+/// space 1 only.
+fn two_address_spaces(c: &mut Ctx) {
+    let name = "t-v2as";
+    use_vhost_vdpa();
+    let Some(ctl) = control(c, Some(1)) else {
+        return;
+    };
+    c.expect("SET_FEATURES", set_features(&ctl, 3), Ok(0));
+    let _guard = DevGuard(name.to_string());
+    let mut cfg = DevConfig::blk_v1(name);
+    (cfg.ngroups, cfg.nas) = (2, 2);
+    c.expect("CREATE_DEV (ngroups 2, nas 2)", create(&ctl, &cfg), Ok(0));
+    let Ok(fd) = c.expect_ok("open(device)", open_dev(name, libc::O_RDWR)) else {
+        return;
+    };
+    let fd = Fd(fd as i32);
+    for i in 0..2u32 {
+        // Queue i in group i.
+        let mut b = [0u8; 32];
+        b[..4].copy_from_slice(&i.to_ne_bytes());
+        b[4..6].copy_from_slice(&256u16.to_ne_bytes());
+        b[8..12].copy_from_slice(&i.to_ne_bytes());
+        c.expect(
+            &format!("VQ_SETUP({i}, group {i})"),
+            sys::ioctl(fd.0, VDUSE_VQ_SETUP, b.as_mut_ptr() as usize),
+            Ok(0),
+        );
+    }
+    c.expect_eq(
+        "vdpa dev add",
+        vdpa(&["dev", "add", "name", name, "mgmtdev", "vduse"]),
+        "exit 0".to_string(),
+    );
+    let daemon = Daemon::start(fd.0, Policy::Answer);
+    let q = |b: &[u8], i: usize| u64::from_ne_bytes(b[i..i + 8].try_into().unwrap_or([0; 8]));
+    if let Some(node) = vhost_node(name) {
+        if let Ok(vfd) = c.expect_ok("open(vhost-vdpa)", sys::open(&node, libc::O_RDWR)) {
+            let v = Fd(vfd as i32);
+            c.expect(
+                "VHOST_SET_OWNER",
+                sys::ioctl(v.0, VHOST_SET_OWNER, 0),
+                Ok(0),
+            );
+            c.expect(
+                "VHOST_SET_BACKEND_FEATURES(IOTLB_MSG_V2 | IOTLB_ASID | SUSPEND)",
+                vhost_u64(v.0, VHOST_SET_BACKEND_FEATURES, 0x1a).0,
+                Ok(0),
+            );
+            c.expect(
+                "VHOST_VDPA_SET_GROUP_ASID(group 1, asid 1)",
+                vring_state(v.0, VHOST_VDPA_SET_GROUP_ASID, 1, 1).0,
+                Ok(0),
+            );
+            c.expect(
+                "vhost IOTLB update in asid 1",
+                iotlb_update_in(v.0, 1, 0x10_0000, 3).0,
+                Ok(72),
+            );
+            let mut e = entry_v2(0x10_0800, 0x10_0800, 1, 0);
+            let r = sys::ioctl(fd.0, VDUSE_IOTLB_GET_FD2, e.as_mut_ptr() as usize);
+            if let Ok(mfd) = c.expect_ok("IOTLB_GET_FD2(asid 1, [0x100800])", r) {
+                drop(Fd(mfd as i32));
+            }
+            c.expect_eq(
+                "asid 1 entry offset, start, last, perm",
+                (q(&e, 0), q(&e, 8), q(&e, 16), e[24]),
+                (0, 0x10_0000, 0x10_ffff, 3),
+            );
+            let mut e = entry_v2(0x10_0800, 0x10_0800, 0, 0);
+            c.expect(
+                "IOTLB_GET_FD2(asid 0, [0x100800])",
+                sys::ioctl(fd.0, VDUSE_IOTLB_GET_FD2, e.as_mut_ptr() as usize),
+                Err(libc::EINVAL),
+            );
+            let mut i = iova48(0x10_0000, 0x10_0000, 0, 1, 0);
+            c.expect(
+                "IOTLB_GET_INFO(asid 1, [0x100000])",
+                sys::ioctl(fd.0, VDUSE_IOTLB_GET_INFO, i.as_mut_ptr() as usize),
+                Ok(0),
+            );
+            c.expect_eq(
+                "asid 1 info start, last, capability",
+                (q(&i, 0), q(&i, 8), q(&i, 16)),
+                (0x10_0000, 0x10_ffff, 0),
+            );
+            let mut i = iova48(0x10_0000, 0x10_0000, 0, 0, 0);
+            c.expect(
+                "IOTLB_GET_INFO(asid 0, [0x100000])",
+                sys::ioctl(fd.0, VDUSE_IOTLB_GET_INFO, i.as_mut_ptr() as usize),
+                Err(libc::EINVAL),
+            );
+        }
+    } else {
+        c.check(false, "no vhost-vdpa node");
+    }
+    c.expect_eq(
+        "vdpa dev del",
+        vdpa(&["dev", "del", name]),
+        "exit 0".to_string(),
+    );
+    record_requests(c, &daemon.finish());
+}
+
 fn get_status(v: &Fd) -> (Ret, u8) {
     let mut st = 0u8;
     let r = sys::ioctl_ptr(v.0, VHOST_VDPA_GET_STATUS, &mut st);
@@ -1360,5 +1472,6 @@ pub fn cases() -> Vec<Case> {
         Case::new("vdpa/failed_set_vq_group_asid", fail_set_group_asid),
         Case::new("vdpa/failed_suspend", fail_suspend),
         Case::new("vdpa/failed_get_vq_state", fail_get_vq_state),
+        Case::new("vdpa/two_address_spaces", two_address_spaces),
     ]
 }
