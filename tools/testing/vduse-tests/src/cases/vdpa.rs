@@ -363,17 +363,46 @@ fn ready_device(c: &mut Ctx, name: &str, vduse_features: u64) -> Option<(DevGuar
     let fd = Fd(c
         .expect_ok("open(device)", open_dev(name, libc::O_RDWR))
         .ok()? as i32);
+    setup_vqs(c, &fd, false);
+    Some((guard, fd))
+}
+
+/// `VDUSE_VQ_SETUP` of queues 0 and 1 (size 256); with `groups`, queue i in group i.
+fn setup_vqs(c: &mut Ctx, fd: &Fd, groups: bool) {
     for i in 0..2u32 {
         let mut b = [0u8; 32];
         b[..4].copy_from_slice(&i.to_ne_bytes());
         b[4..6].copy_from_slice(&256u16.to_ne_bytes());
+        let group = if groups { i } else { 0 };
+        b[8..12].copy_from_slice(&group.to_ne_bytes());
         c.expect(
-            &format!("VQ_SETUP({i})"),
+            &format!("VQ_SETUP({i}, group {group})"),
             sys::ioctl(fd.0, VDUSE_VQ_SETUP, b.as_mut_ptr() as usize),
             Ok(0),
         );
     }
-    Some((guard, fd))
+}
+
+/// The vhost-vdpa node of device `name`, opened and owned, with `backend` features.
+fn open_vhost(c: &mut Ctx, name: &str, backend: u64) -> Option<Fd> {
+    let Some(node) = vhost_node(name) else {
+        c.check(false, "no vhost-vdpa node");
+        return None;
+    };
+    let v = Fd(c
+        .expect_ok("open(vhost-vdpa)", sys::open(&node, libc::O_RDWR))
+        .ok()? as i32);
+    c.expect(
+        "VHOST_SET_OWNER",
+        sys::ioctl(v.0, VHOST_SET_OWNER, 0),
+        Ok(0),
+    );
+    c.expect(
+        &format!("VHOST_SET_BACKEND_FEATURES({backend:#x})"),
+        vhost_u64(v.0, VHOST_SET_BACKEND_FEATURES, backend).0,
+        Ok(0),
+    );
+    Some(v)
 }
 
 /// [`ready_device`], then `vdpa dev add` onto `vhost_vdpa` (which sends no request yet).
@@ -1108,39 +1137,16 @@ fn vhost_v0_update_iotlb(c: &mut Ctx) {
         return;
     };
     let fd = Fd(fd as i32);
-    for i in 0..2u32 {
-        let mut b = [0u8; 32];
-        b[..4].copy_from_slice(&i.to_ne_bytes());
-        b[4..6].copy_from_slice(&256u16.to_ne_bytes());
-        c.expect(
-            &format!("VQ_SETUP({i})"),
-            sys::ioctl(fd.0, VDUSE_VQ_SETUP, b.as_mut_ptr() as usize),
-            Ok(0),
-        );
-    }
+    setup_vqs(c, &fd, false);
     c.expect_eq(
         "vdpa dev add",
         vdpa(&["dev", "add", "name", name, "mgmtdev", "vduse"]),
         "exit 0".to_string(),
     );
     let daemon = Daemon::start(fd.0, Policy::Answer);
-    if let Some(node) = vhost_node(name) {
-        if let Ok(vfd) = c.expect_ok("open(vhost-vdpa)", sys::open(&node, libc::O_RDWR)) {
-            let v = Fd(vfd as i32);
-            c.expect(
-                "VHOST_SET_OWNER",
-                sys::ioctl(v.0, VHOST_SET_OWNER, 0),
-                Ok(0),
-            );
-            c.expect(
-                "VHOST_SET_BACKEND_FEATURES(IOTLB_MSG_V2)",
-                vhost_u64(v.0, VHOST_SET_BACKEND_FEATURES, 0x2).0,
-                Ok(0),
-            );
-            c.expect("vhost IOTLB update", iotlb_update(v.0).0, Ok(72));
-        }
-    } else {
-        c.check(false, "no vhost-vdpa node");
+    // Backend feature IOTLB_MSG_V2.
+    if let Some(v) = open_vhost(c, name, 0x2) {
+        c.expect("vhost IOTLB update", iotlb_update(v.0).0, Ok(72));
     }
     c.expect_eq(
         "vdpa dev del",
@@ -1180,23 +1186,9 @@ fn with_failing(
         return;
     };
     let daemon = Daemon::start(fd.0, Policy::FailIf(fail));
-    if let Some(node) = vhost_node(name) {
-        if let Ok(vfd) = c.expect_ok("open(vhost-vdpa)", sys::open(&node, libc::O_RDWR)) {
-            let v = Fd(vfd as i32);
-            c.expect(
-                "VHOST_SET_OWNER",
-                sys::ioctl(v.0, VHOST_SET_OWNER, 0),
-                Ok(0),
-            );
-            c.expect(
-                "VHOST_SET_BACKEND_FEATURES",
-                vhost_u64(v.0, VHOST_SET_BACKEND_FEATURES, 0x1a).0,
-                Ok(0),
-            );
-            f(c, &fd, &v);
-        }
-    } else {
-        c.check(false, "no vhost-vdpa node");
+    // Backend features IOTLB_MSG_V2 | IOTLB_ASID | SUSPEND.
+    if let Some(v) = open_vhost(c, name, 0x1a) {
+        f(c, &fd, &v);
     }
     c.expect_eq(
         "vdpa dev del",
@@ -1225,18 +1217,7 @@ fn two_address_spaces(c: &mut Ctx) {
         return;
     };
     let fd = Fd(fd as i32);
-    for i in 0..2u32 {
-        // Queue i in group i.
-        let mut b = [0u8; 32];
-        b[..4].copy_from_slice(&i.to_ne_bytes());
-        b[4..6].copy_from_slice(&256u16.to_ne_bytes());
-        b[8..12].copy_from_slice(&i.to_ne_bytes());
-        c.expect(
-            &format!("VQ_SETUP({i}, group {i})"),
-            sys::ioctl(fd.0, VDUSE_VQ_SETUP, b.as_mut_ptr() as usize),
-            Ok(0),
-        );
-    }
+    setup_vqs(c, &fd, true);
     c.expect_eq(
         "vdpa dev add",
         vdpa(&["dev", "add", "name", name, "mgmtdev", "vduse"]),
@@ -1244,65 +1225,51 @@ fn two_address_spaces(c: &mut Ctx) {
     );
     let daemon = Daemon::start(fd.0, Policy::Answer);
     let q = |b: &[u8], i: usize| u64::from_ne_bytes(b[i..i + 8].try_into().unwrap_or([0; 8]));
-    if let Some(node) = vhost_node(name) {
-        if let Ok(vfd) = c.expect_ok("open(vhost-vdpa)", sys::open(&node, libc::O_RDWR)) {
-            let v = Fd(vfd as i32);
-            c.expect(
-                "VHOST_SET_OWNER",
-                sys::ioctl(v.0, VHOST_SET_OWNER, 0),
-                Ok(0),
-            );
-            c.expect(
-                "VHOST_SET_BACKEND_FEATURES(IOTLB_MSG_V2 | IOTLB_ASID | SUSPEND)",
-                vhost_u64(v.0, VHOST_SET_BACKEND_FEATURES, 0x1a).0,
-                Ok(0),
-            );
-            c.expect(
-                "VHOST_VDPA_SET_GROUP_ASID(group 1, asid 1)",
-                vring_state(v.0, VHOST_VDPA_SET_GROUP_ASID, 1, 1).0,
-                Ok(0),
-            );
-            c.expect(
-                "vhost IOTLB update in asid 1",
-                iotlb_update_in(v.0, 1, 0x10_0000, 3).0,
-                Ok(72),
-            );
-            let mut e = entry_v2(0x10_0800, 0x10_0800, 1, 0);
-            let r = sys::ioctl(fd.0, VDUSE_IOTLB_GET_FD2, e.as_mut_ptr() as usize);
-            if let Ok(mfd) = c.expect_ok("IOTLB_GET_FD2(asid 1, [0x100800])", r) {
-                drop(Fd(mfd as i32));
-            }
-            c.expect_eq(
-                "asid 1 entry offset, start, last, perm",
-                (q(&e, 0), q(&e, 8), q(&e, 16), e[24]),
-                (0, 0x10_0000, 0x10_ffff, 3),
-            );
-            let mut e = entry_v2(0x10_0800, 0x10_0800, 0, 0);
-            c.expect(
-                "IOTLB_GET_FD2(asid 0, [0x100800])",
-                sys::ioctl(fd.0, VDUSE_IOTLB_GET_FD2, e.as_mut_ptr() as usize),
-                Err(libc::EINVAL),
-            );
-            let mut i = iova48(0x10_0000, 0x10_0000, 0, 1, 0);
-            c.expect(
-                "IOTLB_GET_INFO(asid 1, [0x100000])",
-                sys::ioctl(fd.0, VDUSE_IOTLB_GET_INFO, i.as_mut_ptr() as usize),
-                Ok(0),
-            );
-            c.expect_eq(
-                "asid 1 info start, last, capability",
-                (q(&i, 0), q(&i, 8), q(&i, 16)),
-                (0x10_0000, 0x10_ffff, 0),
-            );
-            let mut i = iova48(0x10_0000, 0x10_0000, 0, 0, 0);
-            c.expect(
-                "IOTLB_GET_INFO(asid 0, [0x100000])",
-                sys::ioctl(fd.0, VDUSE_IOTLB_GET_INFO, i.as_mut_ptr() as usize),
-                Err(libc::EINVAL),
-            );
+    // Backend features IOTLB_MSG_V2 | IOTLB_ASID | SUSPEND.
+    if let Some(v) = open_vhost(c, name, 0x1a) {
+        c.expect(
+            "VHOST_VDPA_SET_GROUP_ASID(group 1, asid 1)",
+            vring_state(v.0, VHOST_VDPA_SET_GROUP_ASID, 1, 1).0,
+            Ok(0),
+        );
+        c.expect(
+            "vhost IOTLB update in asid 1",
+            iotlb_update_in(v.0, 1, 0x10_0000, 3).0,
+            Ok(72),
+        );
+        let mut e = entry_v2(0x10_0800, 0x10_0800, 1, 0);
+        let r = sys::ioctl(fd.0, VDUSE_IOTLB_GET_FD2, e.as_mut_ptr() as usize);
+        if let Ok(mfd) = c.expect_ok("IOTLB_GET_FD2(asid 1, [0x100800])", r) {
+            drop(Fd(mfd as i32));
         }
-    } else {
-        c.check(false, "no vhost-vdpa node");
+        c.expect_eq(
+            "asid 1 entry offset, start, last, perm",
+            (q(&e, 0), q(&e, 8), q(&e, 16), e[24]),
+            (0, 0x10_0000, 0x10_ffff, 3),
+        );
+        let mut e = entry_v2(0x10_0800, 0x10_0800, 0, 0);
+        c.expect(
+            "IOTLB_GET_FD2(asid 0, [0x100800])",
+            sys::ioctl(fd.0, VDUSE_IOTLB_GET_FD2, e.as_mut_ptr() as usize),
+            Err(libc::EINVAL),
+        );
+        let mut i = iova48(0x10_0000, 0x10_0000, 0, 1, 0);
+        c.expect(
+            "IOTLB_GET_INFO(asid 1, [0x100000])",
+            sys::ioctl(fd.0, VDUSE_IOTLB_GET_INFO, i.as_mut_ptr() as usize),
+            Ok(0),
+        );
+        c.expect_eq(
+            "asid 1 info start, last, capability",
+            (q(&i, 0), q(&i, 8), q(&i, 16)),
+            (0x10_0000, 0x10_ffff, 0),
+        );
+        let mut i = iova48(0x10_0000, 0x10_0000, 0, 0, 0);
+        c.expect(
+            "IOTLB_GET_INFO(asid 0, [0x100000])",
+            sys::ioctl(fd.0, VDUSE_IOTLB_GET_INFO, i.as_mut_ptr() as usize),
+            Err(libc::EINVAL),
+        );
     }
     c.expect_eq(
         "vdpa dev del",
