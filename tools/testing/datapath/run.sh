@@ -116,13 +116,27 @@ else
 			fi
 		done
 	done
+	# D6: every CPU of the mask goes offline after the store. C spins forever in
+	# VDUSE_VQ_INJECT_IRQ here (not run on C); vduse_rs delivers in the injecting thread.
+	cpu1=/sys/devices/system/cpu/cpu1/online
+	if [ $aff_ok = 1 ] && [ -w "$cpu1" ]; then
+		echo 2 >"/sys/class/vduse/$name/vq0/irq_cb_affinity"
+		echo 0 >"$cpu1"
+		if timeout 60 dd if="/dev/${blk##*/}" of=/dev/null bs=4k count=64 iflag=direct status=none; then
+			echo "# irq_cb_affinity cpu1 with cpu1 offline: 64 reads completed"
+		else
+			echo "# irq_cb_affinity cpu1 with cpu1 offline: reads did not complete"
+			aff_ok=0
+		fi
+		echo 1 >"$cpu1"
+	fi
 	vdpa dev del $name
 	kill -TERM $daemon 2>/dev/null
 	wait $daemon 2>/dev/null
 	if [ $aff_ok = 1 ]; then
-		ok "rs/irq_affinity: callbacks run only on the CPU of irq_cb_affinity"
+		ok "rs/irq_affinity: callbacks run only on the CPU of irq_cb_affinity; none online: inline"
 	else
-		notok "rs/irq_affinity: callbacks run only on the CPU of irq_cb_affinity"
+		notok "rs/irq_affinity: callbacks run only on the CPU of irq_cb_affinity; none online: inline"
 	fi
 fi
 
