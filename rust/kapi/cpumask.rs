@@ -61,6 +61,11 @@ impl CpuMask {
         Self(unsafe { *raw })
     }
 
+    /// The C mask.
+    pub(crate) fn as_raw(&self) -> &bindings::cpumask {
+        &self.0
+    }
+
     /// Whether CPU `cpu` is in the mask.
     pub(crate) fn contains(&self, cpu: u32) -> bool {
         let bits = usize::BITS;

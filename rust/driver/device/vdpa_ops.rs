@@ -504,6 +504,9 @@ macro_rules! config_ops {
                 }
                 Ok(())
             }
+            fn get_vq_affinity(this: Borrowed<'_, Self>, idx: u16) -> Option<CpuMask> {
+                this.vq_at(idx).map(|vq| vq.irq_affinity())
+            }
             fn set_group_asid(this: Borrowed<'_, Self>, group: u32, asid: u32) -> Result {
                 this.vdpa_set_group_asid(group, asid)
             }

@@ -217,6 +217,10 @@ pub(crate) trait ConfigOps: Sized {
     fn set_vq_affinity(_this: Borrowed<'_, Self>, _idx: u16, _mask: Option<CpuMask>) -> Result {
         build_error!(VTABLE_DEFAULT_ERROR)
     }
+    /// `get_vq_affinity`: the CPUs virtqueue `idx`'s interrupt callback runs on, if known.
+    fn get_vq_affinity(_this: Borrowed<'_, Self>, _idx: u16) -> Option<CpuMask> {
+        build_error!(VTABLE_DEFAULT_ERROR)
+    }
     /// `suspend`; without it the device cannot be suspended.
     fn suspend(_this: Borrowed<'_, Self>) -> Result {
         build_error!(VTABLE_DEFAULT_ERROR)
@@ -234,9 +238,10 @@ pub(crate) struct ConfigOpsVTable<T: ConfigOps>(PhantomData<T>);
 /// # Invariants
 ///
 /// Between allocation and the `free` op, `data` is a pointer from `ForeignOwnable::into_foreign`
-/// of the `T::Ptr` of the table the device was allocated with, and `groups` is NULL or the
+/// of the `T::Ptr` of the table the device was allocated with, `groups` is NULL or the
 /// buffer of a `KVec<GroupToken>` of length `ngroups` and capacity `groups_cap` whose tokens
-/// point to this allocation.
+/// point to this allocation, and `affinity` is NULL or the buffer of a `KVec<cpumask>` of
+/// length `naffinity` and capacity `affinity_cap` (from registration on).
 #[repr(C)]
 pub(crate) struct DeviceAlloc {
     /// The vDPA device (first: a `*mut vdpa_device` of the vDPA core points to a
@@ -250,6 +255,13 @@ pub(crate) struct DeviceAlloc {
     pub(crate) ngroups: u32,
     /// The capacity of the tokens' buffer.
     pub(crate) groups_cap: usize,
+    /// One `struct cpumask` per virtqueue, where `get_vq_affinity` puts the mask it returns
+    /// (the C op returns a pointer the caller reads afterwards).
+    pub(crate) affinity: *mut kernel::bindings::cpumask,
+    /// The number of entries of `affinity`.
+    pub(crate) naffinity: usize,
+    /// The capacity of the buffer of `affinity`.
+    pub(crate) affinity_cap: usize,
 }
 
 const _: () = assert!(core::mem::offset_of!(DeviceAlloc, vdpa) == 0);
@@ -323,6 +335,11 @@ impl<T: ConfigOps> ConfigOpsVTable<T> {
         },
         set_vq_affinity: if T::HAS_SET_VQ_AFFINITY {
             Some(Self::set_vq_affinity)
+        } else {
+            None
+        },
+        get_vq_affinity: if T::HAS_GET_VQ_AFFINITY {
+            Some(Self::get_vq_affinity)
         } else {
             None
         },
@@ -710,6 +727,33 @@ impl<T: ConfigOps> ConfigOpsVTable<T> {
     /// # Safety
     ///
     /// See above.
+    unsafe extern "C" fn get_vq_affinity(
+        vdpa: *mut ffi::vdpa_device,
+        idx: u16,
+    ) -> *const kernel::bindings::cpumask {
+        // SAFETY: A live device of this table.
+        let Some(mask) = T::get_vq_affinity(unsafe { Self::this(vdpa) }, idx) else {
+            return core::ptr::null();
+        };
+        let alloc = vdpa.cast::<DeviceAlloc>();
+        // SAFETY: A live device: `affinity` as allocated (type invariant of `DeviceAlloc`).
+        let (slots, n) = unsafe { ((*alloc).affinity, (*alloc).naffinity) };
+        if slots.is_null() || usize::from(idx) >= n {
+            return core::ptr::null();
+        }
+        // SAFETY: `idx` is in bounds of the buffer, which lives until `free`. Callers of the
+        // same queue's op store the same bytes (C's `&vq->irq_affinity` is read the same way,
+        // unlocked); the write is volatile so that it is not elided.
+        unsafe {
+            let slot = slots.add(usize::from(idx));
+            core::ptr::write_volatile(slot, *mask.as_raw());
+            slot
+        }
+    }
+
+    /// # Safety
+    ///
+    /// See above.
     unsafe extern "C" fn suspend(vdpa: *mut ffi::vdpa_device) -> c_int {
         // SAFETY: A live device of this table.
         to_errno(T::suspend(unsafe { Self::this(vdpa) }))
@@ -724,13 +768,18 @@ impl<T: ConfigOps> ConfigOpsVTable<T> {
         // `DeviceAlloc`), taken back exactly once, here.
         let data = unsafe { <T::Ptr as ForeignOwnable>::from_foreign((*alloc).data.cast()) };
         T::free(data);
-        // SAFETY: The tokens' buffer (type invariant of `DeviceAlloc`), given back once; no
-        // map op runs after `free`, so nobody uses a token any more.
+        // SAFETY: The tokens' and masks' buffers (type invariant of `DeviceAlloc`), given back
+        // once; no op runs after `free`, so nobody uses them any more.
         unsafe {
             let groups = (*alloc).groups;
             if !groups.is_null() {
                 let n = (*alloc).ngroups as usize;
                 drop(KVec::from_raw_parts(groups, n, (*alloc).groups_cap));
+            }
+            let affinity = (*alloc).affinity;
+            if !affinity.is_null() {
+                let n = (*alloc).naffinity;
+                drop(KVec::from_raw_parts(affinity, n, (*alloc).affinity_cap));
             }
         }
     }

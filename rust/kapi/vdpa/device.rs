@@ -102,8 +102,22 @@ impl VdpaDevice {
     /// `dev_add` (whose lock the vDPA core holds: `mdev` exists only there). On failure the
     /// device is released, which runs the `free` op.
     pub(crate) fn register(self, _mdev: &MgmtDev<'_>, nvqs: u32) -> Result {
+        // The `get_vq_affinity` slots, one per virtqueue (dropped with `self` on failure).
+        let mut slots = KVec::with_capacity(nvqs as usize, GFP_KERNEL)?;
+        for _ in 0..nvqs {
+            slots.push(pin_init::zeroed::<bindings::cpumask>(), GFP_KERNEL)?;
+        }
         let raw = self.raw;
         core::mem::forget(self);
+        let (ptr, len, cap) = slots.into_raw_parts();
+        // SAFETY: Allocated (type invariant) and not registered yet: no op runs. From here on
+        // `free` gives the buffer back.
+        unsafe {
+            let alloc = raw.cast::<DeviceAlloc>();
+            (*alloc).affinity = ptr;
+            (*alloc).naffinity = len;
+            (*alloc).affinity_cap = cap;
+        }
         // SAFETY: Allocated (type invariant); called within `dev_add`, with `vdpa_dev_lock`
         // held by the vDPA core as `_vdpa_register_device` requires.
         let ret = unsafe { ffi::_vdpa_register_device(raw, nvqs) };
