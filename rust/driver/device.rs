@@ -20,8 +20,10 @@
 //! The message channel ([`MsgChannel`], a spinlock), the config callback slot (a spinlock,
 //! interrupts disabled) and a domain's IOTLB lock ([`super::domain`]) are leaves: no other
 //! lock is taken while they are held, and no message is sent (which sleeps) while any lock of
-//! this list is held. `vdpa dev add` takes 1, 2, 3, 4 in that order (`init_vdpa`). The mutexes
-//! are taken in process context only; `kick_vq` and the map ops, which may run in atomic
+//! this list is held. `vdpa dev add` takes 1, 2, 3, 4 in that order (`init_vdpa`).
+//! `VDUSE_IOTLB_REG_UMEM` takes the `mmap_lock` under 3 (to pin the daemon's pages), so no op
+//! the kernel may call with the `mmap_lock` held takes 3: `set_map` (vhost-vdpa holds it) finds
+//! its domain through 4 only. The mutexes are taken in process context only; `kick_vq` and the map ops, which may run in atomic
 //! context, take none of them (`kick_vq` reads [`Device::suspended`], an atomic; the map ops
 //! take 4 briefly to find a domain, then the domain's own leaf lock).
 
@@ -540,6 +542,13 @@ impl Device {
     /// IRQ-safe [`Device::spaces`]).
     fn group_domain(&self, group: u32) -> Result<Arc<Domain>> {
         let asid = self.groups.get(group as usize).ok_or(EINVAL)?.load(Relaxed);
+        self.space_domain(asid)
+    }
+
+    /// The domain of address space `asid`, taking only [`Device::spaces`]: for the ops that
+    /// run while the device is on the bus, some with locks of their callers held (vhost-vdpa
+    /// calls `set_map` with the `mmap_lock`, which `reg_umem` takes under [`Device::domain`]).
+    fn space_domain(&self, asid: u32) -> Result<Arc<Domain>> {
         let spaces = self.spaces.lock();
         Ok(spaces.get(asid as usize).ok_or(EINVAL)?.domain.clone())
     }

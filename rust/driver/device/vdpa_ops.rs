@@ -338,7 +338,8 @@ impl Device {
         if maps.len() > super::MAX_IOTLB_ENTRIES {
             return Err(ENOSPC);
         }
-        let (domain, _) = self.space(asid)?;
+        // Not `space()`: vhost-vdpa holds the `mmap_lock` here (see the lock order).
+        let domain = self.space_domain(asid)?;
         domain.set_consumer_maps(maps);
         let mut r = DevRequest::new(req::UPDATE_IOTLB);
         r.put_u64(0, 0);
