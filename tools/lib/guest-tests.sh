@@ -45,3 +45,16 @@ fs_roundtrip() {
 	}
 	return 0
 }
+
+# fio_verify DEV [fio options]: random 4 KiB writes (32 MiB unless the options say otherwise),
+# each verified by crc32c; the summary lines as comments.
+fio_verify() {
+	local dev=$1
+	shift
+	timeout 600 fio --name=v --filename="$dev" --rw=randwrite --bs=4k --size=32M \
+		--verify=crc32c --direct=1 --ioengine=psync "$@" >"$WORK/fio.out" 2>&1
+	local rc=$?
+	grep -E "err=|verify|WRITE:|READ:" "$WORK/fio.out" | sed 's/^/#   /'
+	[ $rc = 0 ] || { note "fio exited with $rc"; tail -n 20 "$WORK/fio.out" | sed 's/^/#   /'; }
+	return $rc
+}

@@ -102,25 +102,13 @@ teardown() {
 	return $rc
 }
 
-# fio_verify DEV [fio options]: random 4 KiB writes, each verified by crc32c.
-fio_verify() {
-	local dev=$1
-	shift
-	timeout 600 fio --name=v --filename="$dev" --rw=randwrite --bs=4k --size=24M \
-		--verify=crc32c --direct=1 --ioengine=psync "$@" >"$WORK/fio.out" 2>&1
-	local rc=$?
-	grep -E "err=|WRITE:|READ:" "$WORK/fio.out" | sed 's/^/#   /'
-	[ $rc = 0 ] || { note "fio exited with $rc"; tail -n 20 "$WORK/fio.out" | sed 's/^/#   /'; }
-	return $rc
-}
-
 fs_fio() {
 	local name=$1 nq=$2
 	start_qsd "$name" "$nq" 64M || return 1
 	add_vdpa "$name" || return 1
 	note "$BLKDEV has $(ls -d /sys/block/"${BLKDEV#/dev/}"/mq/* | wc -l) hardware queue(s)"
 	fs_roundtrip "$BLKDEV" || return 1
-	fio_verify "$BLKDEV" --numjobs=2 --offset_increment=32M || return 1
+	fio_verify "$BLKDEV" --size=24M --numjobs=2 --offset_increment=32M || return 1
 	teardown "$name"
 }
 

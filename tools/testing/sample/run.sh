@@ -191,23 +191,12 @@ case_ram_fs_1q() {
 	teardown $name
 }
 
-run_fio() {
-	local dev=$1
-	shift
-	timeout 600 fio --name=v --filename="$dev" --rw=randwrite --bs=4k --size=32M \
-		--verify=crc32c --direct=1 --ioengine=psync "$@" >"$WORK/fio.out" 2>&1
-	local rc=$?
-	grep -E "err=|verify|WRITE:|READ:" "$WORK/fio.out" | sed 's/^/#   /'
-	[ $rc = 0 ] || { note "fio exited with $rc"; tail -n 20 "$WORK/fio.out" | sed 's/^/#   /'; }
-	return $rc
-}
-
 case_fio_verify_1q() {
 	local name=sample-fio1 dev
 	start_daemon $name fio_verify_1q --size 64M --queues 1 || return 1
 	add_vdpa $name || return 1
 	dev=$BLKDEV
-	run_fio "$dev" || { show_log; return 1; }
+	fio_verify "$dev" || { show_log; return 1; }
 	teardown $name
 }
 
@@ -219,7 +208,7 @@ case_fio_verify_4q() {
 	nq=$(ls -d /sys/block/"${dev#/dev/}"/mq/* 2>/dev/null | wc -l)
 	note "$dev has $nq hardware queue(s) (virtio-blk uses at most one per CPU; $(nproc) CPU(s))"
 	# Two jobs on disjoint ranges, so that both CPUs (and their queues) submit I/O.
-	run_fio "$dev" --numjobs=2 --offset_increment=40M || { show_log; return 1; }
+	fio_verify "$dev" --numjobs=2 --offset_increment=40M || { show_log; return 1; }
 	teardown $name || return 1
 	served=$(grep -cE "vq [0-9]+: stopped after [1-9][0-9]* requests" "$DAEMON_LOG")
 	note "$served queue(s) served requests"
@@ -239,7 +228,7 @@ case_umem_fio_verify() {
 	start_daemon $name umem_fio_verify --size 64M --queues 1 --umem || return 1
 	add_vdpa $name || return 1
 	dev=$BLKDEV
-	run_fio "$dev" --size=16M || { show_log; return 1; }
+	fio_verify "$dev" --size=16M || { show_log; return 1; }
 	cur_log | grep -q "bounce buffer in our own memory (VDUSE_IOTLB_REG_UMEM" ||
 		{ note "the daemon did not register its bounce buffer"; show_log; return 1; }
 	grep -q "^VmPin:[[:space:]]*65536 kB" "/proc/$DAEMON_PID/status" ||
