@@ -10,6 +10,7 @@
 //! |------|-----------------|----------|
 //! | `cdev.rs` | `kernel::cdev`, `kernel::device::class` | `linux/cdev.h`, `linux/device/class.h` |
 //! | `file_ops.rs` | `kernel::fs::file_operations` | `linux/fs.h` |
+//! | `fd.rs` | `kernel::fs::file` (`receive_fd`) | `linux/file.h` |
 //! | `sysfs.rs` | `kernel::sysfs` | `linux/sysfs.h`, `linux/device.h` |
 //! | `kobject.rs` | `kernel::kobject` | `linux/kobject.h` |
 //! | `root_device.rs` | `kernel::device` | `linux/device.h` |
@@ -25,6 +26,8 @@
 //! | `pages.rs` | `kernel::page` | `linux/gfp.h` |
 //! | `pin_pages.rs` | `kernel::mm::pin` | `linux/mm.h` (`pin_user_pages`) |
 //! | `bounce.rs` | `kernel::dma::bounce` (a software IOTLB) | `linux/dma-mapping.h` |
+//! | `rwlock.rs` | `kernel::sync::rwlock` | `linux/rwlock.h` |
+//! | `spinlock_bh.rs` | `kernel::sync::lock::spinlock` (a `_bh` backend) | `linux/spinlock.h` |
 
 pub(crate) mod anon_inode;
 pub(crate) mod bounce;
@@ -32,6 +35,7 @@ pub(crate) mod cdev;
 pub(crate) mod completion;
 pub(crate) mod cpumask;
 pub(crate) mod eventfd;
+pub(crate) mod fd;
 pub(crate) mod file_ops;
 pub(crate) mod iova;
 pub(crate) mod kobject;
@@ -41,5 +45,7 @@ pub(crate) mod nospec;
 pub(crate) mod pages;
 pub(crate) mod pin_pages;
 pub(crate) mod root_device;
+pub(crate) mod rwlock;
+pub(crate) mod spinlock_bh;
 pub(crate) mod sysfs;
 pub(crate) mod vdpa;

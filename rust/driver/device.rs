@@ -23,9 +23,10 @@
 //! this list is held. `vdpa dev add` takes 1, 2, 3, 4 in that order (`init_vdpa`).
 //! `VDUSE_IOTLB_REG_UMEM` takes the `mmap_lock` under 3 (to pin the daemon's pages), so no op
 //! the kernel may call with the `mmap_lock` held takes 3: `set_map` (vhost-vdpa holds it) finds
-//! its domain through 4 only. The mutexes are taken in process context only; `kick_vq` and the map ops, which may run in atomic
-//! context, take none of them (`kick_vq` reads [`Device::suspended`], an atomic; the map ops
-//! take 4 briefly to find a domain, then the domain's own leaf lock).
+//! its domain through 4 only. The mutexes are taken in process context only; `kick_vq` and the
+//! map ops, which may run in atomic context, take none of them (`kick_vq` takes only the
+//! virtqueue's kick lock; the map ops take 4 briefly to find a domain, then the domain's own
+//! leaf locks).
 
 use super::{
     api::{
@@ -47,6 +48,7 @@ use crate::{
     kapi::{
         cdev::Class,
         eventfd::EventFdCtx,
+        fd::receive_fd,
         file_ops::{
             kiocb_nonblock,
             FileOps, //
@@ -63,7 +65,6 @@ mod sysfs_attrs;
 mod vdpa_ops;
 use kernel::{
     fs::{
-        file::FileDescriptorReservation,
         File,
         Kiocb, //
     },
@@ -257,8 +258,8 @@ pub(crate) struct Device {
     vqs: KVec<Arc<Vq>>,
     /// Request timeout in seconds, 0 = none (`msg_timeout` in sysfs).
     msg_timeout: Atomic<u32>,
-    /// Suspended by the vDPA driver (`VDUSE_F_SUSPEND`) until reset. Read by `kick_vq`, which
-    /// may run in atomic context: no sleeping lock may guard it.
+    /// Suspended by the vDPA driver (`VDUSE_F_SUSPEND`) until reset: the injection ioctls
+    /// refuse it. The barrier itself (no kick, no callback) is each queue's ([`Vq::suspend`]).
     suspended: Atomic<bool>,
     #[pin]
     state: Mutex<State>,
@@ -467,16 +468,23 @@ impl Device {
         let hdr: uapi::ConfigData = UserSlice::new(UserPtr::from_addr(arg), hdr_len)
             .reader()
             .read()?;
-        let mut config = self.config.lock();
+        // The size is fixed at creation: checked without the lock.
         // CAST: `config_size <= PAGE_SIZE`.
-        let size = config.len() as u32;
+        let size = self.config.lock().len() as u32;
         if hdr.offset > size || hdr.length == 0 || hdr.length > size - hdr.offset {
             return Err(EINVAL);
         }
         let (off, len) = (hdr.offset as usize, hdr.length as usize);
-        let src = UserSlice::new(UserPtr::from_addr(arg).wrapping_byte_add(hdr_len), len);
-        // Bounds checked above.
-        src.reader().read_slice(&mut config[off..off + len])
+        // Copied before the lock is taken: a user page whose fault blocks must not stall
+        // `get_config` (virtio probe runs it under the vDPA core's global lock).
+        let mut data = KVec::new();
+        UserSlice::new(UserPtr::from_addr(arg).wrapping_byte_add(hdr_len), len)
+            .reader()
+            .read_all(&mut data, GFP_KERNEL)?;
+        let mut config = self.config.lock();
+        let dst = config.get_mut(off..off + len).ok_or(EINVAL)?;
+        dst.copy_from_slice(data.get(..len).ok_or(EFAULT)?);
+        Ok(())
     }
 
     /// `VDUSE_VQ_SETUP`.
@@ -569,12 +577,11 @@ impl Device {
         Ok(m.file.unwrap_or(domain_file))
     }
 
-    /// Installs `file` in a new file descriptor of the calling process (`receive_fd`); the fd is
-    /// the ioctl's return value.
+    /// Installs `file` in a new file descriptor of the calling process through `receive_fd`,
+    /// as C does (the LSM's `file_receive` check included; C's `perm_to_file_flags` gives no
+    /// `O_CLOEXEC`, so the flags are 0); the fd is the ioctl's return value.
     fn install_fd(file: ARef<File>) -> Result<isize> {
-        let reservation = FileDescriptorReservation::get_unused_fd_flags(0)?;
-        let fd = reservation.reserved_fd();
-        reservation.fd_install(file);
+        let fd = receive_fd(&file, 0)?;
         // CAST: File descriptors are non-negative `int`s.
         Ok(fd as isize)
     }

@@ -23,8 +23,9 @@
 //! 1. [`Domain::maps`] (spinlock, interrupts disabled everywhere: the map ops take it in
 //!    atomic context, even in softirq).
 //!
-//! It is a leaf. The IOVA allocators lock internally (interrupts disabled); the bounce table
-//! needs no lock (atomics, slots owned by mappings).
+//! It is a leaf, taken under [`super::device`]'s `Device::spaces` (`vdpa dev add`, reset). The
+//! IOVA allocators lock internally (interrupts disabled); the bounce table's switch lock
+//! (`kapi::bounce`, an IRQ-safe rwlock) is a leaf of its own, never held with this one.
 //!
 //! A domain lives as long as the device holds it or a file or mapping of it exists: the domain
 //! file's private data is an `Arc<Domain>`, and a mapping holds its file.
@@ -91,7 +92,7 @@ struct Coherent {
 struct Maps {
     /// The bounce region's entry exists (from the first `map_page` after a reset).
     bounce_mapped: bool,
-    /// Coherent buffers, in allocation order.
+    /// Coherent buffers, sorted by start (the IOVA allocator hands them out top down).
     coherent: KVec<Coherent>,
     /// The consumer's mappings, sorted by start.
     consumer: KVec<IotlbMap>,
@@ -198,8 +199,12 @@ impl Domain {
 
     /// `alloc` (may be atomic context, with an atomic `gfp`): a zeroed coherent buffer.
     pub(crate) fn alloc_coherent(&self, size: usize, gfp: gfp_t) -> Result<(NonNull<u8>, u64)> {
-        let pages = ContigPages::alloc(size, gfp)?;
+        let pages = Arc::new(
+            ContigPages::alloc(size, gfp)?,
+            kernel::alloc::flags::GFP_ATOMIC,
+        )?;
         let vaddr = pages.vaddr();
+        // Last: nothing after it can fail without giving the range back.
         let start = self.coherent_iova.alloc(size, IOVA_LIMIT).ok_or(ENOMEM)?;
         let entry = Coherent {
             start,
@@ -207,16 +212,20 @@ impl Domain {
             // are whole. OVERFLOW: `size > 0` (`ContigPages::alloc` refuses 0) and
             // `start + size - 1 <= IOVA_LIMIT` (the allocator's limit).
             last: start + size as u64 - 1,
-            pages: Arc::new(pages, kernel::alloc::flags::GFP_ATOMIC)?,
+            pages,
         };
-        if let Err(e) = self
-            .maps
-            .lock()
-            .coherent
-            .push(entry, kernel::alloc::flags::GFP_ATOMIC)
-        {
+        let inserted = {
+            let mut maps = self.maps.lock();
+            let pos = maps.coherent.partition_point(|c| c.start < start);
+            match maps.coherent.reserve(1, kernel::alloc::flags::GFP_ATOMIC) {
+                // Cannot fail: capacity was reserved just above.
+                Ok(()) => maps.coherent.insert_within_capacity(pos, entry).is_ok(),
+                Err(_) => false,
+            }
+        };
+        if !inserted {
             self.coherent_iova.free(start, size);
-            return Err(e.into());
+            return Err(ENOMEM);
         }
         Ok((vaddr, start))
     }
@@ -316,7 +325,8 @@ impl Domain {
             return Err(EEXIST);
         }
         let pages = PinnedUserPages::pin(uaddr, self.bounce.size() >> PAGE_SHIFT)?;
-        self.bounce.register_user(pages)
+        // Refused pages are unpinned here, outside the table's lock.
+        self.bounce.register_user(pages).map_err(|(e, _pages)| e)
     }
 
     /// `VDUSE_IOTLB_DEREG_UMEM`: the kernel's bounce pages are the buffer again (with the
@@ -443,5 +453,43 @@ mod tests {
         assert_eq!(find(0x5000, 0x5000), Some((0x4000, 0x7fff)));
         assert_eq!(find(0x8000, u64::MAX), None);
         assert_eq!(find(0, 0xfff), None);
+    }
+
+    /// Several coherent buffers (allocated top down by the IOVA allocator): a lookup finds the
+    /// lowest one overlapping the range, as `vhost_iotlb_itree_first` does, so that a client
+    /// enumerating with `start = last + 1` sees every buffer, in order.
+    #[test]
+    fn coherent_lookup_lowest_first() -> Result {
+        let cache = IovaCache::get()?;
+        let space = AddressSpace::new(1 << 20, &cache)?;
+        let d = &space.domain;
+        let mut bufs = KVec::new();
+        for size in [10246usize, 4096, 8192, 100] {
+            let (_, iova) = d.alloc_coherent(size, kernel::bindings::GFP_KERNEL)?;
+            bufs.push((iova, size), GFP_KERNEL)?;
+        }
+        let mut seen = KVec::new();
+        let mut start = 0u64;
+        while let Some(e) = d.lookup(start, u64::MAX) {
+            seen.push((e.start, e.last), GFP_KERNEL)?;
+            match e.last.checked_add(1) {
+                Some(next) => start = next,
+                None => break,
+            }
+        }
+        let mut want = KVec::new();
+        for &(iova, size) in bufs.iter() {
+            want.push((iova, iova + size as u64 - 1), GFP_KERNEL)?;
+        }
+        want.sort_unstable();
+        assert_eq!(&seen[..], &want[..]);
+        // The last byte of the lowest buffer is in that buffer, not in one above it.
+        let (low, low_last) = want[0];
+        assert_eq!(d.lookup(low_last, low_last + 1).map(|e| e.start), Some(low));
+        for &(iova, size) in bufs.iter() {
+            d.free_coherent(iova, size);
+        }
+        assert!(d.lookup(0, u64::MAX).is_none());
+        Ok(())
     }
 }

@@ -137,11 +137,17 @@ impl MsgChannel {
         let mut ch = self.inner.lock();
         loop {
             if !ch.send.is_empty() {
+                // Before the lock is dropped the request must be on a list, so that a sender
+                // timing out now finds it: `recv` has room for every request (`enqueue`).
                 let p = ch.send.remove(0)?;
                 let req = p.req;
-                // Before the lock is dropped the request must be on a list, so that a sender
-                // timing out now finds it.
-                ch.recv.push(p, GFP_ATOMIC)?;
+                if let Err(e) = ch.recv.push_within_capacity(p) {
+                    // Not reached (see `enqueue`); put it back rather than lose it.
+                    if ch.send.insert_within_capacity(0, e.0).is_err() {
+                        pr_err!("vduse_rs: message channel lost a request\n");
+                    }
+                    return Err(ENOMEM);
+                }
                 return Ok(req);
             }
             if let ReadMode::NonBlocking = mode {
@@ -159,9 +165,9 @@ impl MsgChannel {
         let mut ch = self.inner.lock();
         if let Some(pos) = ch.recv.iter().position(|p| p.req.request_id == request_id) {
             if let Ok(p) = ch.recv.remove(pos) {
-                if ch.send.reserve(1, GFP_ATOMIC).is_ok() {
-                    // Cannot fail: capacity was reserved just above.
-                    let _ = ch.send.insert_within_capacity(0, p);
+                // `send` has room for every request (`enqueue`).
+                if ch.send.insert_within_capacity(0, p).is_err() {
+                    pr_err!("vduse_rs: message channel lost a request\n");
                 }
             }
         }
@@ -208,14 +214,17 @@ impl MsgChannel {
     /// head of the queue (`list_splice_init` in C), to be read again after it reconnects.
     pub(crate) fn requeue_unanswered(&self) {
         let mut ch = self.inner.lock();
+        // Both lists have room for every request (`enqueue`): no allocation, nothing lost, and
+        // the emptied `send` becomes `recv` with its room.
         let mut queue = core::mem::take(&mut ch.recv);
-        let unread = core::mem::take(&mut ch.send);
-        for req in unread {
-            // On allocation failure the request is lost to the daemon and its sender times
-            // out, as with a dead daemon.
-            let _ = queue.push(req, GFP_ATOMIC);
+        for req in ch.send.drain_all() {
+            if queue.push_within_capacity(req).is_err() {
+                // Not reached (see `enqueue`).
+                pr_err!("vduse_rs: message channel lost a request\n");
+            }
         }
-        ch.send = queue;
+        let emptied = core::mem::replace(&mut ch.send, queue);
+        ch.recv = emptied;
         drop(ch);
         self.readers.notify_all();
     }
@@ -245,7 +254,19 @@ impl MsgChannel {
             let id = ch.next_id;
             ch.next_id = id.wrapping_add(1);
             req.request_id = id;
-            ch.send.push(Pending { req, waiter }, GFP_ATOMIC)?;
+            // Each list gets room for every request in the channel, this one included, so that
+            // moving requests between them (`read`, `unread`, `requeue_unanswered`) never
+            // allocates and never loses one.
+            let (sent, read) = (ch.send.len(), ch.recv.len());
+            ch.send.reserve(read + 1, GFP_ATOMIC)?;
+            ch.recv.reserve(sent + 1, GFP_ATOMIC)?;
+            if ch
+                .send
+                .push_within_capacity(Pending { req, waiter })
+                .is_err()
+            {
+                return Err(ENOMEM);
+            }
             id
         };
         self.readers.notify_all();
@@ -381,6 +402,33 @@ mod tests {
         assert_eq!(read_type(&ch), Ok(2));
         assert_eq!(read_type(&ch), Ok(3));
         assert_eq!(read_type(&ch), Err(EAGAIN));
+        Ok(())
+    }
+
+    /// Moving requests between the lists never needs memory: each list always has room for
+    /// every request in the channel, before and after a requeue.
+    #[test]
+    fn room_for_every_request() -> Result {
+        let ch = channel()?;
+        for ty in 1..=5 {
+            enqueue(&ch, ty)?;
+        }
+        let room = |ch: &MsgChannel| {
+            let c = ch.inner.lock();
+            let total = c.send.len() + c.recv.len();
+            c.send.capacity() >= total && c.recv.capacity() >= total
+        };
+        assert!(room(&ch));
+        assert_eq!(read_type(&ch), Ok(1));
+        assert_eq!(read_type(&ch), Ok(2));
+        assert!(room(&ch));
+        ch.requeue_unanswered();
+        assert!(room(&ch));
+        for ty in 1..=5 {
+            assert_eq!(read_type(&ch), Ok(ty));
+        }
+        ch.requeue_unanswered();
+        assert!(room(&ch));
         Ok(())
     }
 

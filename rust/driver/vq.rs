@@ -11,14 +11,19 @@
 //! 2. [`Vq::kick`] (spinlock, interrupts disabled).
 //!
 //! [`Vq::irq_affinity`] (spinlock, process context only: sysfs, `set_vq_affinity`, injection)
-//! and the callback slot [`Vq::cb`]
-//! (its own spinlock, interrupts disabled) are leaves, never held with another lock.
+//! and the callback slot [`Vq::cb`] (its own spinlock, bottom halves disabled, process
+//! context only) are leaves, never held with another lock.
 //!
-//! `kick_vq` and the interrupt path may run in atomic context, even in softirq (a virtqueue
-//! notify under a network queue lock) or hard-irq: `config`, `kick` and `cb` are taken with
-//! interrupts disabled everywhere, so no context that interrupts a holder can deadlock on
-//! them (C's `kick_lock` is taken with a plain `spin_lock` in `vduse_dev_reset`, which lockdep
-//! reports once virtio-net transmits through it).
+//! `kick_vq` may run in atomic context, even in softirq (a virtqueue notify under a network
+//! queue lock) or hard-irq: `config` and `kick` are taken with interrupts disabled everywhere,
+//! so no context that interrupts a holder can deadlock on them (C's `kick_lock` is taken with
+//! a plain `spin_lock` in `vduse_dev_reset`, which lockdep reports once virtio-net transmits
+//! through it).
+//!
+//! Suspend is a barrier: [`Vq::suspend`] sets `suspended` under [`Vq::kick`], which every kick
+//! tests under the same lock (also a deferred one), and mutes the callback slot, which every
+//! interrupt delivery calls through; when it returns, no kick reaches the kick eventfd and no
+//! interrupt reaches the driver until reset.
 
 use crate::{
     kapi::{
@@ -91,6 +96,10 @@ struct Kick {
     kickfd: Option<EventFdCtx>,
     /// A kick arrived while no eventfd was installed; replayed when one is.
     kicked: bool,
+    /// The queue is ready (a copy of [`VqConfig::ready`], changed under both locks).
+    ready: bool,
+    /// The device is suspended: kicks are dropped until reset.
+    suspended: bool,
 }
 
 /// One virtqueue.
@@ -227,11 +236,10 @@ impl Vq {
     /// `VDUSE_VQ_SETUP_KICKFD`: installs (`Some`) or removes (`None`) the kick eventfd. A kick
     /// latched while the queue was ready and had no eventfd is delivered to the new one.
     pub(crate) fn set_kickfd(&self, ctx: Option<EventFdCtx>) {
-        let ready = self.config.lock().ready;
         let old = {
             let mut k = self.kick.lock();
             let old = core::mem::replace(&mut k.kickfd, ctx);
-            if ready && k.kicked {
+            if k.ready && !k.suspended && k.kicked {
                 if let Some(fd) = &k.kickfd {
                     fd.signal();
                     k.kicked = false;
@@ -279,7 +287,9 @@ impl Vq {
 
     /// `set_vq_ready` (after the optional `VDUSE_SET_VQ_READY` request).
     pub(crate) fn set_ready(&self, ready: bool) {
-        self.config.lock().ready = ready;
+        let mut c = self.config.lock();
+        c.ready = ready;
+        self.kick.lock().ready = ready;
     }
 
     /// `get_vq_ready`.
@@ -326,8 +336,9 @@ impl Vq {
     /// Calls the vDPA driver's callback if the queue is ready (`vduse_vq_irq_inject`). Any
     /// context.
     fn deliver_irq(&self) {
-        if self.ready() && self.cb.call() {
-            self.irq_stats.count();
+        if self.ready() {
+            // Counted under the slot's lock, where the CPU cannot change.
+            self.cb.call(|| self.irq_stats.count());
         }
     }
 
@@ -337,13 +348,12 @@ impl Vq {
     }
 
     /// `kick_vq`: signals the kick eventfd, latches the kick if there is none; dropped while
-    /// the device is suspended or the queue not ready. From inside an eventfd wakeup (vhost's
-    /// kick path) another eventfd may not be signalled: the kick is then deferred to a work
-    /// item. May run in atomic context, even in softirq: takes only IRQ-safe spinlocks.
-    pub(crate) fn kick(self: &Arc<Self>, suspended: bool) {
-        if suspended || !self.ready() {
-            return;
-        }
+    /// the device is suspended or the queue not ready (both tested under [`Vq::kick`], so that
+    /// [`Vq::suspend`] and [`Vq::reset`] order every kick). From inside an eventfd wakeup
+    /// (vhost's kick path) another eventfd may not be signalled: the kick is then deferred to a
+    /// work item, which tests the same. May run in atomic context, even in softirq: takes only
+    /// IRQ-safe spinlocks.
+    pub(crate) fn kick(self: &Arc<Self>) {
         if eventfd::signal_allowed() {
             self.kick_now();
         } else {
@@ -352,9 +362,12 @@ impl Vq {
         }
     }
 
-    /// Delivers a kick now. May run in atomic context.
+    /// Delivers a kick now, unless suspended or not ready. May run in atomic context.
     fn kick_now(&self) {
         let mut k = self.kick.lock();
+        if k.suspended || !k.ready {
+            return;
+        }
         match &k.kickfd {
             Some(fd) => fd.signal(),
             None => k.kicked = true,
@@ -367,10 +380,13 @@ impl Vq {
         flush_work(&self.irq_work);
     }
 
-    /// Waits for kicks running on other CPUs to finish (suspend: no kick that passed the
-    /// suspended check may still be delivering).
-    pub(crate) fn sync_kicks(&self) {
-        drop(self.kick.lock());
+    /// Suspends the queue (`VDUSE_F_SUSPEND`): when this returns, no kick is delivered and no
+    /// interrupt callback runs until [`Vq::reset`] (a kick or an interrupt that started before
+    /// has finished; a deferred one finds the queue suspended). Process context.
+    pub(crate) fn suspend(&self) {
+        self.kick.lock().suspended = true;
+        self.cb.mute();
+        self.flush_kicks();
     }
 
     /// Resets the queue (`vduse_dev_reset`): not ready, no addresses, state, kick eventfd or
@@ -384,11 +400,7 @@ impl Vq {
                 ..VqConfig::default()
             };
         }
-        let old = {
-            let mut k = self.kick.lock();
-            k.kicked = false;
-            k.kickfd.take()
-        };
+        let old = core::mem::take(&mut *self.kick.lock());
         drop(old);
         self.cb.clear();
     }

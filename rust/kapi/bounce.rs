@@ -22,34 +22,43 @@
 //!   so a mapping in flight never sees a change.
 //!
 //! Copies run concurrently with each other (a copy only touches the slots of its own
-//! mapping); switching between kernel and user pages excludes them, like C's `bounce_lock`
-//! (readers: the copies; writer: the switch): a copy waits, spinning, while a switch runs, and
-//! a switch waits until the copies under way are done.
+//! mapping); switching between kernel and user pages excludes them, as C's `bounce_lock` does
+//! (readers: the copies; writer: the switch).
+//!
+//! To avoid deadlocks, locks are taken in the order:
+//!
+//! 1. [`BounceTable::user`] (an `rwlock_t`, interrupts disabled on both sides: copies take it
+//!    for reading from every map op, even in hard-irq or softirq context; a switch holds it for
+//!    writing, so it can neither be interrupted nor preempted by a copy that would then spin).
+//!
+//! It is a leaf: nothing else is taken under it.
 
-use super::pin_pages::PinnedUserPages;
+use super::{
+    pages::page_address,
+    pin_pages::PinnedUserPages,
+    rwlock::{
+        new_rwlock_irq,
+        RwLockIrq, //
+    },
+};
 use core::ptr::{
     null_mut,
     NonNull, //
 };
 use kernel::{
     alloc::KVVec,
-    bindings, new_spinlock_irq,
+    bindings,
     page::{
         BorrowedPage,
         PAGE_SHIFT,
         PAGE_SIZE, //
     },
     prelude::*,
-    processor::cpu_relax,
-    sync::{
-        atomic::{
-            Acquire,
-            Atomic,
-            Full,
-            Relaxed,
-            Release, //
-        },
-        SpinLockIrq,
+    sync::atomic::{
+        Acquire,
+        Atomic,
+        Relaxed,
+        Release, //
     },
 };
 
@@ -86,9 +95,9 @@ impl DmaRegion {
         offset: usize,
         len: usize,
     ) -> Self {
-        // SAFETY: Without high memory `kmap_local_page` is the page's permanent direct-map
-        // address; physically contiguous memory is contiguous in the direct map.
-        let va = unsafe { bindings::kmap_local_page(page.as_ptr()) } as usize;
+        // SAFETY: The page is allocated (the safety requirements); physically contiguous memory
+        // is contiguous in the direct map.
+        let va = unsafe { page_address(page.as_ptr()) } as usize;
         // INVARIANT: Per the safety requirements.
         Self {
             va: va + offset,
@@ -120,23 +129,16 @@ pub(crate) enum CopyDir {
 ///   once set.
 /// * `orig[s]` is 0 or the kernel address the start of slot `s` stands for in the
 ///   [`DmaRegion`] of the mapping that owns the slot (valid until that mapping's `unmap`).
-/// * While `user_mode` is set, `user` holds the registered pages (one per entry of `pages`),
-///   and copies use them instead of `pages`; `user_mode` only changes while `switching` is set
-///   and `copiers` is 0.
+/// * While `user` holds pages (one per entry of `pages`), copies use them instead of `pages`;
+///   it changes only under the write lock, when no copy is under way.
 #[pin_data(PinnedDrop)]
 pub(crate) struct BounceTable {
     size: usize,
     pages: KVVec<Atomic<*mut bindings::page>>,
     orig: KVVec<Atomic<usize>>,
-    /// Copies under way.
-    copiers: Atomic<usize>,
-    /// A switch between kernel and user pages is under way (1) or not (0).
-    switching: Atomic<u32>,
-    /// The user pages are the bounce buffer.
-    user_mode: Atomic<bool>,
-    /// The registered user pages (interrupts disabled: copies look pages up in any context).
+    /// The registered user pages, if any: read-locked by every copy, write-locked by a switch.
     #[pin]
-    user: SpinLockIrq<Option<PinnedUserPages>>,
+    user: RwLockIrq<Option<PinnedUserPages>>,
 }
 
 // SAFETY: The pages may be used and freed from any thread; the slots are atomics.
@@ -165,102 +167,64 @@ impl BounceTable {
             size,
             pages,
             orig,
-            copiers: Atomic::new(0),
-            switching: Atomic::new(0),
-            user_mode: Atomic::new(false),
-            user <- new_spinlock_irq!(None, "BounceTable::user"),
+            user <- new_rwlock_irq!(None, "BounceTable::user"),
         }))
     }
 
-    /// Enters a copy: waits while a switch runs. Any context.
-    fn enter_copy(&self) {
-        loop {
-            while self.switching.load(Acquire) != 0 {
-                cpu_relax();
-            }
-            self.copiers.fetch_add(1, Full);
-            if self.switching.load(Acquire) == 0 {
-                return;
-            }
-            self.copiers.fetch_sub(1, Full);
+    /// The page copies use for bounce page `i`: the user page while `user` holds pages.
+    fn copy_page(&self, user: &Option<PinnedUserPages>, i: usize) -> *mut bindings::page {
+        match user {
+            Some(u) => u.page(i).map_or(null_mut(), |p| p.as_ptr()),
+            None => self.pages.get(i).map_or(null_mut(), |p| p.load(Acquire)),
         }
-    }
-
-    /// Leaves a copy.
-    fn exit_copy(&self) {
-        self.copiers.fetch_sub(1, Release);
-    }
-
-    /// Runs `f` with no copy under way and none starting (the write side). Process context;
-    /// callers serialise switches.
-    fn switch<R>(&self, f: impl FnOnce() -> R) -> R {
-        self.switching.xchg(1, Full);
-        while self.copiers.load(Acquire) != 0 {
-            cpu_relax();
-        }
-        let r = f();
-        self.switching.store(0, Release);
-        r
-    }
-
-    /// The page copies use for bounce page `i` (the user page while registered).
-    fn copy_page(&self, i: usize) -> *mut bindings::page {
-        if self.user_mode.load(Relaxed) {
-            let user = self.user.lock();
-            return user
-                .as_ref()
-                .and_then(|u| u.page(i))
-                .map_or(null_mut(), |p| p.as_ptr());
-        }
-        self.pages.get(i).map_or(null_mut(), |p| p.load(Acquire))
     }
 
     /// Whether user pages are registered.
     pub(crate) fn has_user_pages(&self) -> bool {
-        self.user_mode.load(Relaxed)
+        self.user.read().is_some()
     }
 
     /// Registers `user` (one page per page of the table) as the bounce buffer: the slots in
-    /// use are copied into it first. Process context.
+    /// use are copied into it first, with every copy excluded (interrupts off for one scan of
+    /// the table). Process context.
     ///
     /// # Errors
     ///
-    /// `EINVAL` if the number of pages differs, `EEXIST` if pages are registered already.
-    pub(crate) fn register_user(&self, user: PinnedUserPages) -> Result {
+    /// `EINVAL` if the number of pages differs, `EEXIST` if pages are registered already; the
+    /// pages are then returned, to be unpinned by the caller outside the lock.
+    pub(crate) fn register_user(
+        &self,
+        user: PinnedUserPages,
+    ) -> core::result::Result<(), (Error, PinnedUserPages)> {
         if user.len() != self.pages.len() {
-            return Err(EINVAL);
+            return Err((EINVAL, user));
         }
-        if self.user.lock().is_some() {
-            return Err(EEXIST);
+        let mut guard = self.user.write();
+        if guard.is_some() {
+            drop(guard);
+            return Err((EEXIST, user));
         }
-        self.switch(|| {
-            for i in 0..self.pages.len() {
-                if let Some(dst) = user.page(i) {
-                    self.copy_in_use(i, self.pages[i].load(Acquire), dst.as_ptr());
-                }
+        for i in 0..self.pages.len() {
+            if let Some(dst) = user.page(i) {
+                self.copy_in_use(i, self.pages[i].load(Acquire), dst.as_ptr());
             }
-            *self.user.lock() = Some(user);
-            self.user_mode.store(true, Release);
-        });
+        }
+        *guard = Some(user);
         Ok(())
     }
 
     /// Unregisters the user pages, copying the slots in use back into kernel pages; returns
-    /// them (to be unpinned by dropping). Process context.
+    /// them, to be unpinned by dropping them outside the lock. Process context.
     pub(crate) fn unregister_user(&self) -> Option<PinnedUserPages> {
-        self.user.lock().as_ref()?;
-        self.switch(|| {
-            let user = self.user.lock().take();
-            if let Some(u) = &user {
-                for i in 0..self.pages.len() {
-                    if let Some(src) = u.page(i) {
-                        self.copy_in_use(i, src.as_ptr(), self.pages[i].load(Acquire));
-                    }
-                }
+        let mut guard = self.user.write();
+        let user = guard.take()?;
+        for i in 0..self.pages.len() {
+            if let Some(src) = user.page(i) {
+                self.copy_in_use(i, src.as_ptr(), self.pages[i].load(Acquire));
             }
-            self.user_mode.store(false, Release);
-            user
-        })
+        }
+        drop(guard);
+        Some(user)
     }
 
     /// Copies page `i` from `src` to `dst` if one of its slots is in use (and both exist).
@@ -272,11 +236,10 @@ impl BounceTable {
             return;
         }
         // SAFETY: Both are pages of the table or of its registered user pages, alive here
-        // (no switch can free them: the caller is the switch); without high memory
-        // `kmap_local_page` is the permanent direct-map address.
+        // (the caller holds the write lock, so no other switch can free them).
         unsafe {
-            let s = bindings::kmap_local_page(src).cast::<u8>();
-            let d = bindings::kmap_local_page(dst).cast::<u8>();
+            let s = page_address(src);
+            let d = page_address(dst);
             core::ptr::copy_nonoverlapping(s, d, PAGE_SIZE);
         }
     }
@@ -354,18 +317,18 @@ impl BounceTable {
         // CAST: Inside the table (checked above), so it fits in `usize`.
         let mut addr = iova as usize;
         let end = addr + len;
-        self.enter_copy();
+        let user = self.user.read();
         for s in slots {
             let orig = self.orig[s].load(Acquire);
-            let page = self.copy_page(addr >> PAGE_SHIFT);
+            let page = self.copy_page(&user, addr >> PAGE_SHIFT);
             if orig == 0 || page.is_null() {
                 break;
             }
             let in_slot = addr & (BOUNCE_SIZE - 1);
             let sz = (BOUNCE_SIZE - in_slot).min(end - addr);
-            // SAFETY: Without high memory `kmap_local_page` is the page's permanent address;
-            // the page lives as long as the table (type invariant).
-            let bounce = unsafe { bindings::kmap_local_page(page) }.cast::<u8>();
+            // SAFETY: A kernel page lives as long as the table (type invariant), a user page
+            // as long as it is registered, which the read lock held here guarantees.
+            let bounce = unsafe { page_address(page) };
             // SAFETY: `addr % PAGE_SIZE + sz <= PAGE_SIZE` (a slot never crosses a page).
             let bounce = unsafe { bounce.add(addr & (PAGE_SIZE - 1)) };
             let lent = (orig + in_slot) as *mut u8;
@@ -380,13 +343,13 @@ impl BounceTable {
             }
             addr += sz;
         }
-        self.exit_copy();
+        drop(user);
     }
 
     /// The kernel bounce page holding `addr`, if it was allocated and no user pages are
     /// registered (then the daemon has the buffer in its own memory); valid while `self` is.
     pub(crate) fn page(&self, addr: u64) -> Option<BorrowedPage<'_>> {
-        if self.user_mode.load(Acquire) {
+        if self.has_user_pages() {
             return None;
         }
         let i = usize::try_from(addr).ok()? >> PAGE_SHIFT;

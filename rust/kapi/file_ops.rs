@@ -127,10 +127,20 @@ impl VmFault<'_> {
     }
 
     /// Maps `page` at the faulting address (`vmf_insert_page_mkwrite`), writable if the access
-    /// is a write; the mapping takes its own reference on the page.
+    /// is a write to a shared mapping; the mapping takes its own reference on the page. In a
+    /// private mapping the page is mapped read-only, so a write copies it (COW), as it does for
+    /// a page a C `fault` handler returns in `vmf->page`: a private mapping never writes the
+    /// shared page.
     pub(crate) fn insert(&self, page: &Page) -> FaultResult {
         // SAFETY: `raw` is valid (type invariant).
-        let write = unsafe { (*self.raw).flags } & bindings::fault_flag_FAULT_FLAG_WRITE != 0;
+        let write_fault = unsafe { (*self.raw).flags } & bindings::fault_flag_FAULT_FLAG_WRITE != 0;
+        // SAFETY: `raw` is valid (type invariant), and so is the VMA it faults in.
+        let vm_flags = unsafe {
+            (*(*self.raw).__bindgen_anon_1.vma)
+                .__bindgen_anon_2
+                .vm_flags
+        };
+        let write = write_fault && vm_flags & bindings::VM_SHARED != 0;
         // SAFETY: `raw` is a fault being handled and `page` a valid page, alive for the call;
         // the page table takes its own reference on it.
         FaultResult(unsafe { bindings::vmf_insert_page_mkwrite(self.raw, page.as_ptr(), write) })

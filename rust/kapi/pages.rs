@@ -19,6 +19,23 @@ use kernel::{
 // with high memory it would not.
 #[cfg(CONFIG_HIGHMEM)]
 compile_error!("kapi::pages needs a kernel without CONFIG_HIGHMEM");
+// With it `kmap_local_page` maps a page temporarily even where a direct-map address exists.
+#[cfg(CONFIG_DEBUG_KMAP_LOCAL_FORCE_MAP)]
+compile_error!("kapi::pages needs a kernel without CONFIG_DEBUG_KMAP_LOCAL_FORCE_MAP");
+
+/// The permanent kernel address of `page` (`page_address()`, which has no binding: it is a
+/// macro around an inline function). Without high memory every page is in the direct map and
+/// `kmap_local_page` returns that address and maps nothing, so it needs no `kunmap_local`, may
+/// be used on any CPU and stays valid for as long as the page is allocated.
+///
+/// # Safety
+///
+/// `page` is a valid, allocated page.
+pub(crate) unsafe fn page_address(page: *mut bindings::page) -> *mut u8 {
+    // SAFETY: `page` is valid (the safety requirements); without high memory this is
+    // `lowmem_page_address` (the compile-time checks above).
+    unsafe { bindings::kmap_local_page(page) }.cast()
+}
 
 /// `npages` zeroed pages, physically contiguous, with a contiguous kernel address.
 ///
@@ -45,8 +62,16 @@ impl ContigPages {
         if npages == 0 {
             return Err(EINVAL);
         }
-        let order = npages.next_power_of_two().trailing_zeros();
-        // SAFETY: Any flags and order are accepted; NULL on failure.
+        // As `alloc_pages_exact`: beyond the buddy allocator's largest block is `ENOMEM`.
+        let order = npages
+            .checked_next_power_of_two()
+            .map(|n| n.trailing_zeros())
+            .filter(|&o| o <= bindings::MAX_PAGE_ORDER)
+            .ok_or(ENOMEM)?;
+        // As `alloc_pages_exact`, which strips them: `split_page` needs a block that is not
+        // compound, and the pages need a kernel address (no high memory).
+        let gfp = gfp & !((1 << bindings::___GFP_COMP_BIT) | bindings::__GFP_HIGHMEM);
+        // SAFETY: Any flags and an order up to `MAX_PAGE_ORDER` are accepted; NULL on failure.
         let head = unsafe { bindings::alloc_pages(gfp | bindings::__GFP_ZERO, order) };
         let head = NonNull::new(head).ok_or(ENOMEM)?;
         // SAFETY: `head` is a non-compound block of order `order` we own: afterwards each of
@@ -56,9 +81,8 @@ impl ContigPages {
             // SAFETY: Page `i` of the split block, which we own and do not keep.
             unsafe { bindings::__free_pages(head.as_ptr().add(i), 0) };
         }
-        // SAFETY: Without high memory `kmap_local_page` is the page's permanent direct-map
-        // address (`page_address`), valid until the page is freed; nothing to unmap.
-        let vaddr = unsafe { bindings::kmap_local_page(head.as_ptr()) };
+        // SAFETY: `head` is allocated; its address is valid until the page is freed.
+        let vaddr = unsafe { page_address(head.as_ptr()) };
         // INVARIANT: `npages` pages of one block, each with its reference.
         Ok(Self {
             head,

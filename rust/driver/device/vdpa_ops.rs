@@ -162,7 +162,7 @@ impl Device {
     /// so it takes no sleeping lock.
     fn vdpa_kick_vq(&self, idx: u16) {
         if let Some(vq) = self.vq_at(idx) {
-            vq.kick(self.suspended.load(Relaxed));
+            vq.kick();
         }
     }
 
@@ -371,13 +371,16 @@ impl Device {
     }
 
     /// `suspend` (`VDUSE_F_SUSPEND`): once the daemon accepted, no kick or interrupt is
-    /// delivered until reset.
+    /// delivered until reset. When this returns, every kick and interrupt that started before
+    /// has finished, deferred ones included (C: the `kick_lock` cycle and `cancel_work_sync`).
     fn vdpa_suspend(&self) -> Result {
         self.request(DevRequest::new(req::SUSPEND))?;
+        // Refuses `VDUSE_*_INJECT_IRQ` from now on (EINVAL, as C).
         self.suspended.store(true, Relaxed);
         for vq in self.vqs.iter() {
-            vq.sync_kicks();
+            vq.suspend();
         }
+        self.config_cb.mute();
         Ok(())
     }
 
@@ -388,7 +391,7 @@ impl Device {
 
     /// `VDUSE_DEV_INJECT_CONFIG_IRQ`, after [`Device::check_irq_allowed`].
     pub(crate) fn inject_config_irq(&self) {
-        self.config_cb.call();
+        self.config_cb.call(|| ());
     }
 }
 

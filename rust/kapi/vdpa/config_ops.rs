@@ -17,14 +17,18 @@ use super::{
 };
 use crate::{
     ffi,
-    kapi::cpumask::CpuMask, //
+    kapi::{
+        cpumask::CpuMask,
+        spinlock_bh::{
+            new_spinlock_bh,
+            SpinLockBh, //
+        },
+    },
 };
 use core::marker::PhantomData;
 use kernel::{
     error::VTABLE_DEFAULT_ERROR,
-    new_spinlock_irq,
     prelude::*,
-    sync::SpinLockIrq,
     types::ForeignOwnable, //
 };
 
@@ -80,18 +84,30 @@ unsafe impl Send for Installed {}
 /// [`CallbackSlot::clear`]). Implementations of [`ConfigOps`] store every callback they receive
 /// in its slot within the op, and clear the slots in `reset`, so a slot never holds a callback
 /// the vDPA driver withdrew.
+///
+/// The slot's lock is a leaf, taken with bottom halves disabled (C's `spin_lock_bh(irq_lock)`
+/// around the callback): the callback runs with softirqs held off, and those it raises (a
+/// `napi_schedule`, a block-layer completion) run as the lock is released, in the calling
+/// thread, not in `ksoftirqd`. Every method runs in process context, interrupts enabled.
 #[pin_data]
 pub(crate) struct CallbackSlot {
-    /// IRQ-safe: `call` may run in any context.
     #[pin]
-    cb: SpinLockIrq<Option<Installed>>,
+    inner: SpinLockBh<Slot>,
+}
+
+/// What a [`CallbackSlot`] holds.
+#[derive(Default)]
+struct Slot {
+    cb: Option<Installed>,
+    /// Muted (the device is suspended): the callback is kept but not called.
+    muted: bool,
 }
 
 impl CallbackSlot {
     /// An empty slot.
     pub(crate) fn new() -> impl PinInit<Self> {
         pin_init!(Self {
-            cb <- new_spinlock_irq!(None, "CallbackSlot::cb"),
+            inner <- new_spinlock_bh!(Slot::default(), "CallbackSlot::inner"),
         })
     }
 
@@ -99,27 +115,39 @@ impl CallbackSlot {
     /// previous callback; a callback without a function empties the slot.
     pub(crate) fn set(&self, cb: Callback<'_>) {
         // INVARIANT: Only a callback with a function is kept.
-        *self.cb.lock() = cb.raw.callback.map(|_| Installed(cb.raw));
+        self.inner.lock().cb = cb.raw.callback.map(|_| Installed(cb.raw));
     }
 
-    /// Empties the slot (device reset).
+    /// Empties and unmutes the slot (device reset).
     pub(crate) fn clear(&self) {
-        *self.cb.lock() = None;
+        *self.inner.lock() = Slot::default();
     }
 
-    /// Calls the installed callback, if any, under the slot's lock (so that it cannot be
-    /// replaced while it runs); returns whether there was one. May be called in any context,
-    /// including hard interrupts; the vDPA driver's callback must not sleep.
-    pub(crate) fn call(&self) -> bool {
-        let guard = self.cb.lock();
-        let Some(Installed(raw)) = guard.as_ref() else {
+    /// Mutes the slot until [`CallbackSlot::clear`]: when this returns, a callback running on
+    /// another CPU has returned and none will be called (a barrier, as C's suspend gets from
+    /// `cancel_work_sync` on its injection work).
+    pub(crate) fn mute(&self) {
+        self.inner.lock().muted = true;
+    }
+
+    /// Calls the installed callback, if any and not muted, under the slot's lock (so that it
+    /// cannot be replaced, and the slot not muted, while it runs), then `then` (still under
+    /// the lock, on the same CPU); returns whether it was called. Process context, interrupts
+    /// enabled; the vDPA driver's callback must not sleep.
+    pub(crate) fn call(&self, then: impl FnOnce()) -> bool {
+        let guard = self.inner.lock();
+        let Some(Installed(raw)) = guard.cb.as_ref() else {
             return false;
         };
+        if guard.muted {
+            return false;
+        }
         if let Some(f) = raw.callback {
             // SAFETY: The callback is installed, so the vDPA driver has not withdrawn it (type
             // invariant of `Installed`), and it cannot be replaced while we hold the lock.
             unsafe { f(raw.private) };
         }
+        then();
         true
     }
 }
