@@ -6,7 +6,7 @@ use std::fs::{File, OpenOptions};
 use std::io;
 use std::os::fd::{AsRawFd, FromRawFd};
 use std::os::unix::fs::OpenOptionsExt;
-use std::sync::Mutex;
+use std::sync::{Mutex, RwLock, RwLockReadGuard};
 
 use log::{info, warn};
 use vm_memory::MmapRegion;
@@ -124,6 +124,10 @@ pub struct Device {
     /// The bounce buffer registered with `VDUSE_IOTLB_REG_UMEM`: (address space, memory).
     /// Kept for as long as the device is open: the kernel keeps the registration until then.
     umem_buf: Mutex<Option<(u32, MmapRegion)>>,
+    /// Held for reading by a queue thread while it reads or writes buffers, for writing while
+    /// the bounce buffer is switched ([`Device::cycle_umem`]): between `DEREG_UMEM` and
+    /// `REG_UMEM` the kernel's pages, not ours, hold the data.
+    data_gate: RwLock<()>,
 }
 
 impl Device {
@@ -143,6 +147,7 @@ impl Device {
             api_version,
             umem: false,
             umem_buf: Mutex::new(None),
+            data_gate: RwLock::new(()),
         })
     }
 
@@ -178,6 +183,41 @@ impl Device {
         // SAFETY: _IOW(struct vduse_iova_umem).
         unsafe { ioctl(&self.file, VDUSE_IOTLB_REG_UMEM, &mut u) }?;
         Ok(())
+    }
+
+    /// `VDUSE_IOTLB_DEREG_UMEM` of the whole bounce region of `asid`.
+    fn dereg_umem(&self, asid: u32, size: u64) -> io::Result<()> {
+        let mut u = IovaUmem {
+            uaddr: 0,
+            iova: 0,
+            size,
+            asid,
+            reserved: [0; 5],
+        };
+        // SAFETY: _IOW(struct vduse_iova_umem).
+        unsafe { ioctl(&self.file, VDUSE_IOTLB_DEREG_UMEM, &mut u) }?;
+        Ok(())
+    }
+
+    /// A guard to hold while reading or writing the data of requests (see `data_gate`).
+    pub fn data_access(&self) -> RwLockReadGuard<'_, ()> {
+        self.data_gate.read().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// With our bounce buffer registered: `VDUSE_IOTLB_DEREG_UMEM` then `VDUSE_IOTLB_REG_UMEM`
+    /// of the same memory, while no queue thread touches data (the kernel copies the slots in
+    /// use out and back in; the driver's DMA goes on meanwhile). `Ok(false)` if nothing is
+    /// registered (yet).
+    pub fn cycle_umem(&self) -> io::Result<bool> {
+        let _no_data_access = self.data_gate.write().unwrap_or_else(|e| e.into_inner());
+        let buf = self.umem_buf.lock().unwrap_or_else(|e| e.into_inner());
+        let Some((asid, region)) = buf.as_ref() else {
+            return Ok(false);
+        };
+        let len = region.size() as u64;
+        self.dereg_umem(*asid, len)?;
+        self.reg_umem(*asid, region.as_ptr() as u64, len)?;
+        Ok(true)
     }
 
     pub fn api_version(&self) -> u64 {

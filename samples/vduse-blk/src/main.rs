@@ -8,6 +8,7 @@ use std::io::{self, Write};
 use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 
 use clap::{Parser, ValueEnum};
@@ -69,6 +70,11 @@ struct Args {
     /// offers it (needs RLIMIT_MEMLOCK >= bounce_size); otherwise map the kernel's.
     #[arg(long)]
     umem: bool,
+    /// With --umem: switch the bounce buffer to the kernel's pages and back (DEREG_UMEM,
+    /// REG_UMEM) every MS milliseconds (0: back to back) while serving, as a stress test of
+    /// the kernel's switch under I/O.
+    #[arg(long, value_name = "MS", requires = "umem")]
+    umem_cycle: Option<u64>,
 }
 
 fn init_logging() {
@@ -248,6 +254,8 @@ struct Daemon {
     suspended: bool,
     shutdown: bool,
     told_attached: bool,
+    /// `--umem-cycle`: the thread switching the bounce buffer, and its stop flag.
+    umem_cycler: Option<(Arc<AtomicBool>, std::thread::JoinHandle<()>)>,
 }
 
 impl Daemon {
@@ -345,6 +353,53 @@ impl Daemon {
         }
     }
 
+    /// With API 1: enumerates the IOTLB of address space 0 as a client without the ring
+    /// addresses would (`VDUSE_IOTLB_GET_INFO` from 0, then from the last entry's end + 1),
+    /// logs the entries, and warns about every ring area of a ready queue that lies in none
+    /// of them.
+    fn check_iotlb_enumeration(&self) {
+        if self.api < VDUSE_API_VERSION_1 {
+            return;
+        }
+        let dev = self.dev();
+        let mut entries = Vec::new();
+        let mut start = 0u64;
+        while let Ok(i) = dev.iova_info(0, start, u64::MAX) {
+            entries.push((i.start, i.last));
+            match i.last.checked_add(1) {
+                Some(next) if entries.len() < 4096 => start = next,
+                _ => break,
+            }
+        }
+        let list: Vec<String> = entries
+            .iter()
+            .map(|(s, l)| format!("[{s:#x}, {l:#x}]"))
+            .collect();
+        info!(
+            "IOTLB of asid 0: {} entries: {}",
+            entries.len(),
+            list.join(" ")
+        );
+        let mut rings = 0;
+        for q in 0..self.num_queues {
+            let Ok(v) = dev.vq_info(q) else { continue };
+            if v.ready == 0 {
+                continue;
+            }
+            rings += 1;
+            for (what, a) in [
+                ("desc", v.desc_addr),
+                ("driver", v.driver_addr),
+                ("device", v.device_addr),
+            ] {
+                if !entries.iter().any(|&(s, l)| s <= a && a <= l) {
+                    warn!("vq {q}: {what} area {a:#x} is in no IOTLB entry found by enumeration");
+                }
+            }
+        }
+        info!("IOTLB enumeration checked against the rings of {rings} ready queue(s)");
+    }
+
     fn start_ready_queues(&mut self, start: Start) {
         for i in 0..self.num_queues {
             let ready = self.vq_ready[i as usize]
@@ -384,7 +439,7 @@ impl Daemon {
                     resp.result = VDUSE_REQ_RESULT_FAILED;
                 } else {
                     let avail = match &self.workers[i as usize] {
-                        Some(w) => w.last_avail.load(std::sync::atomic::Ordering::Relaxed),
+                        Some(w) => w.last_avail.load(Ordering::Relaxed),
                         None => self.saved_avail[i as usize],
                     };
                     info!("msg {name} vq={i} avail_index={avail}");
@@ -409,6 +464,7 @@ impl Daemon {
                     for s in &self.spaces {
                         s.clear();
                     }
+                    self.check_iotlb_enumeration();
                     self.start_ready_queues(Start::Fresh { avail_index: 0 });
                 }
                 self.status = status;
@@ -506,6 +562,10 @@ impl Daemon {
                 self.told_attached = true;
             }
             return Ok(false);
+        }
+        if let Some((stop, t)) = self.umem_cycler.take() {
+            stop.store(true, Ordering::Relaxed);
+            let _ = t.join();
         }
         self.stop_all();
         for s in &self.spaces {
@@ -806,7 +866,11 @@ fn run(args: Args) -> Result<(), String> {
         suspended: false,
         shutdown: false,
         told_attached: false,
+        umem_cycler: None,
     };
+    if let Some(ms) = args.umem_cycle {
+        d.umem_cycler = spawn_umem_cycler(d.dev().clone(), ms);
+    }
     if d.has_vduse_feature(VDUSE_F_QUEUE_READY) {
         debug!("SET_VQ_READY messages enabled");
     }
@@ -815,6 +879,47 @@ fn run(args: Args) -> Result<(), String> {
     }
     info!("serving /dev/vduse/{}", d.name);
     d.run(&sigfd).map_err(|()| "giving up".to_string())
+}
+
+/// `--umem-cycle MS`: every `period_ms`, once our bounce buffer is registered, switch it to the
+/// kernel's pages and back ([`Device::cycle_umem`]) until stopped; the number of switches is
+/// logged every 100 and at the end.
+fn spawn_umem_cycler(
+    dev: Arc<Device>,
+    period_ms: u64,
+) -> Option<(Arc<AtomicBool>, std::thread::JoinHandle<()>)> {
+    let stop = Arc::new(AtomicBool::new(false));
+    let stop2 = stop.clone();
+    let spawned = std::thread::Builder::new()
+        .name("umem-cycle".into())
+        .spawn(move || {
+            let mut cycles = 0u64;
+            while !stop2.load(Ordering::Relaxed) {
+                match dev.cycle_umem() {
+                    Ok(true) => {
+                        cycles += 1;
+                        if cycles.is_multiple_of(100) {
+                            info!("bounce buffer re-registered {cycles} times");
+                        }
+                        std::thread::sleep(std::time::Duration::from_millis(period_ms));
+                    }
+                    // Not registered yet (no DMA mapping so far).
+                    Ok(false) => std::thread::sleep(std::time::Duration::from_millis(10)),
+                    Err(e) => {
+                        error!("switching the bounce buffer (after {cycles} switches): {e}");
+                        break;
+                    }
+                }
+            }
+            info!("bounce buffer re-registered {cycles} times in all");
+        });
+    match spawned {
+        Ok(t) => Some((stop, t)),
+        Err(e) => {
+            error!("cannot start the --umem-cycle thread: {e}");
+            None
+        }
+    }
 }
 
 fn main() -> ExitCode {

@@ -353,7 +353,12 @@ impl Worker {
                     irq(&dev);
                 }
                 loop {
-                    match core.process(&*dev) {
+                    // Data is touched only here; the interrupt goes out after.
+                    let served = {
+                        let _data = dev.data_access();
+                        core.process(&*dev)
+                    };
+                    match served {
                         Ok(true) => irq(&dev),
                         Ok(false) => {}
                         Err(e) => error!("vq {index}: ring error: {e}"),
