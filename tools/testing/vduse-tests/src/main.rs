@@ -397,10 +397,16 @@ fn compare(c: &std::path::Path, rs: &std::path::Path) -> ExitCode {
     let (Some(c), Some(rs)) = (load(c), load(rs)) else {
         return ExitCode::FAILURE;
     };
-    let names: Vec<&String> = c
+    // The plan is the case table, not what the transcripts happen to hold: a case missing
+    // from a transcript (its run never started, or stopped early) fails as "did not run", and
+    // a name that is no case of this runner fails too.
+    let table: Vec<String> = cases::all().into_iter().map(|k| k.name).collect();
+    let strays: Vec<&String> = c
         .keys()
-        .chain(rs.keys().filter(|k| !c.contains_key(*k)))
+        .chain(rs.keys())
+        .filter(|k| !table.contains(*k))
         .collect();
+    let names: Vec<&String> = table.iter().chain(strays.iter().copied()).collect();
     println!("KTAP version 1");
     println!("# differential: C vduse.ko vs vduse_rs.ko, one point per case");
     println!("1..{}", names.len());
@@ -410,6 +416,9 @@ fn compare(c: &std::path::Path, rs: &std::path::Path) -> ExitCode {
         let deviation = DEVIATIONS.iter().find(|(case, _)| *case == name.as_str());
         let (a, b) = (c.get(*name), rs.get(*name));
         let mut errs = Vec::new();
+        if !table.contains(*name) {
+            errs.push("not a case of this runner (stale or foreign transcript)".to_string());
+        }
         let vc = verdict(a).map_err(|e| errs.push(format!("C: {e}")));
         let vr = verdict(b).map_err(|e| errs.push(format!("Rust: {e}")));
         let mut note = String::new();

@@ -21,6 +21,7 @@ const VHOST_SET_OWNER: u32 = ioc(IOC_NONE, VHOST, 0x01, 0);
 const VHOST_SET_VRING_NUM: u32 = ioc(IOC_WRITE, VHOST, 0x10, 8);
 const VHOST_SET_VRING_ADDR: u32 = ioc(IOC_WRITE, VHOST, 0x11, 40);
 const VHOST_SET_VRING_BASE: u32 = ioc(IOC_WRITE, VHOST, 0x12, 8);
+const VHOST_SET_VRING_KICK: u32 = ioc(IOC_WRITE, VHOST, 0x20, 8);
 const VHOST_SET_VRING_CALL: u32 = ioc(IOC_WRITE, VHOST, 0x21, 8);
 const VHOST_VDPA_GET_CONFIG: u32 = ioc(IOC_READ, VHOST, 0x73, 8);
 const VHOST_VDPA_SET_CONFIG_CALL: u32 = ioc(IOC_WRITE, VHOST, 0x77, 4);
@@ -1119,6 +1120,256 @@ fn vhost_consumer_view(c: &mut Ctx) {
     record_requests(c, &daemon.finish());
 }
 
+/// Pins the calling thread to `cpu`; whether that worked.
+fn pin_to_cpu(cpu: usize) -> bool {
+    // SAFETY: A zeroed `cpu_set_t` is an empty set; CPU_SET and sched_setaffinity(0) act on
+    // this thread only.
+    unsafe {
+        let mut set: libc::cpu_set_t = std::mem::zeroed();
+        libc::CPU_SET(cpu, &mut set);
+        libc::sched_setaffinity(0, std::mem::size_of::<libc::cpu_set_t>(), &set) == 0
+    }
+}
+
+/// Whether eventfd `e` has fired since it was last read (reads and so resets it).
+fn drain_eventfd(e: &Fd) -> bool {
+    let mut v = [0u8; 8];
+    sys::read(e.0, &mut v) == Ok(8)
+}
+
+/// Vring 0 of vhost-vdpa `v` set up (size 16, in the RW mapping at 0x100000, made first with
+/// `map`; vhost keeps it across a reset), enabled, with `kick` and `call` eventfds, and the
+/// device brought to DRIVER_OK.
+fn vhost_vring0_running(c: &mut Ctx, v: &Fd, kick: &Fd, call: &Fd, map: bool) {
+    if map {
+        c.expect(
+            "vhost IOTLB update [0x100000, +64K] RW",
+            iotlb_update_at(v.0, 0x10_0000, 3).0,
+            Ok(72),
+        );
+    }
+    c.expect(
+        "VHOST_SET_VRING_NUM(0, 16)",
+        vring_state(v.0, VHOST_SET_VRING_NUM, 0, 16).0,
+        Ok(0),
+    );
+    let mut addr = [0u64, 0x10_0000, 0x10_2000, 0x10_1000, 0];
+    c.expect(
+        "VHOST_SET_VRING_ADDR(0)",
+        sys::ioctl(v.0, VHOST_SET_VRING_ADDR, addr.as_mut_ptr() as usize),
+        Ok(0),
+    );
+    c.expect(
+        "VHOST_SET_VRING_KICK(0, eventfd)",
+        vring_state(v.0, VHOST_SET_VRING_KICK, 0, kick.0 as u32).0,
+        Ok(0),
+    );
+    c.expect(
+        "VHOST_SET_VRING_CALL(0, eventfd)",
+        vring_state(v.0, VHOST_SET_VRING_CALL, 0, call.0 as u32).0,
+        Ok(0),
+    );
+    c.expect(
+        "VHOST_VDPA_SET_VRING_ENABLE(0, 1)",
+        vring_state(v.0, VHOST_VDPA_SET_VRING_ENABLE, 0, 1).0,
+        Ok(0),
+    );
+    for s in [0x1u8, 0x3] {
+        c.expect(
+            &format!("VHOST_VDPA_SET_STATUS({s:#x})"),
+            set_status(v.0, s),
+            Ok(0),
+        );
+    }
+    c.expect(
+        "VHOST_SET_FEATURES(VERSION_1 | ACCESS_PLATFORM)",
+        vhost_u64(v.0, VHOST_SET_FEATURES, F_VERSION_1 | F_ACCESS_PLATFORM).0,
+        Ok(0),
+    );
+    for s in [0xbu8, 0xf] {
+        c.expect(
+            &format!("VHOST_VDPA_SET_STATUS({s:#x})"),
+            set_status(v.0, s),
+            Ok(0),
+        );
+    }
+}
+
+/// Suspend is a barrier: one thread kicks through vhost-vdpa in a tight loop and another
+/// injects interrupts in a tight loop (on CPU 0, with the queue's `irq_cb_affinity` on CPU 1,
+/// so that every interrupt goes through the driver's deferred path) while `VHOST_VDPA_SUSPEND`
+/// runs; a SCHED_FIFO thread spinning on CPU 1 keeps the deferred deliveries waiting there
+/// (the kernel gives normal threads only a small share of a starved CPU), so that some are
+/// still queued when the suspend is asked for. Once it returned (and what fired before is
+/// read away), the daemon's kick eventfd and the consumer's call eventfd stay still for a
+/// whole measured window, longer than the starvation, and the injections get `EINVAL`. Then a
+/// kick made while no kick eventfd is installed, before a reset, is not replayed to the
+/// eventfd installed after it.
+fn suspend_barrier(c: &mut Ctx) {
+    const WINDOW: Duration = Duration::from_millis(1500);
+    let name = "t-vsusp";
+    // This thread and those it starts (the test daemon's included) on CPU 0; CPU 1 is the
+    // interrupts' (and the spinning thread's).
+    c.check(pin_to_cpu(0), "cannot pin the case to CPU 0");
+    let Some((_guard, fd)) = on_vhost(c, name, 3) else {
+        return;
+    };
+    let daemon = Daemon::start(fd.0, Policy::Answer);
+    // IOTLB_MSG_V2 | IOTLB_ASID | SUSPEND.
+    let Some(v) = open_vhost(c, name, 0x1a) else {
+        return;
+    };
+    let (kick, call, dkick) = (eventfd(), eventfd(), eventfd());
+    vhost_vring0_running(c, &v, &kick, &call, true);
+    let mut e = [0u32, dkick.0 as u32];
+    c.expect(
+        "VQ_SETUP_KICKFD(0, eventfd)",
+        sys::ioctl(fd.0, VDUSE_VQ_SETUP_KICKFD, e.as_mut_ptr() as usize),
+        Ok(0),
+    );
+    c.expect_eq(
+        "a vhost kick reaches the daemon's kick eventfd",
+        (
+            sys::write(kick.0, &1u64.to_ne_bytes()),
+            wait_eventfd(&dkick) > 0,
+        ),
+        (Ok(8), true),
+    );
+    c.set_attr(name, "vq0/irq_cb_affinity", "2");
+    let mut i: u32 = 0;
+    c.expect(
+        "VQ_INJECT_IRQ(0)",
+        sys::ioctl_ptr(fd.0, VDUSE_VQ_INJECT_IRQ, &mut i),
+        Ok(0),
+    );
+    c.expect_eq(
+        "the consumer's call eventfd fired",
+        wait_eventfd(&call) > 0,
+        true,
+    );
+
+    let stop = Arc::new(AtomicBool::new(false));
+    let (kick_fd, dev_fd) = (kick.0, fd.0);
+    let kicker = {
+        let stop = stop.clone();
+        std::thread::spawn(move || {
+            pin_to_cpu(0);
+            let mut n = 0u64;
+            while !stop.load(Ordering::Relaxed) {
+                if sys::write(kick_fd, &1u64.to_ne_bytes()) == Ok(8) {
+                    n += 1;
+                }
+            }
+            n
+        })
+    };
+    let injector = {
+        let stop = stop.clone();
+        std::thread::spawn(move || {
+            let pinned = pin_to_cpu(0);
+            let (mut ok, mut refused) = (0u64, 0u64);
+            while !stop.load(Ordering::Relaxed) {
+                let mut i: u32 = 0;
+                match sys::ioctl_ptr(dev_fd, VDUSE_VQ_INJECT_IRQ, &mut i) {
+                    Ok(0) => ok += 1,
+                    Err(libc::EINVAL) => refused += 1,
+                    _ => {}
+                }
+            }
+            (pinned, ok, refused)
+        })
+    };
+    let starver = {
+        let stop = stop.clone();
+        std::thread::spawn(move || {
+            let param = libc::sched_param { sched_priority: 1 };
+            // SAFETY: Scheduling policy of this thread only.
+            let fifo = pin_to_cpu(1)
+                && unsafe { libc::sched_setscheduler(0, libc::SCHED_FIFO, &param) } == 0;
+            while fifo && !stop.load(Ordering::Relaxed) {
+                std::hint::spin_loop();
+            }
+            fifo
+        })
+    };
+    // Both loops running for a while before the suspend.
+    std::thread::sleep(Duration::from_millis(300));
+    c.expect(
+        "VHOST_VDPA_SUSPEND under kicks and injections",
+        sys::ioctl(v.0, VHOST_VDPA_SUSPEND, 0),
+        Ok(0),
+    );
+    // What was delivered before the suspend returned is read away; from now on nothing.
+    drain_eventfd(&dkick);
+    drain_eventfd(&call);
+    std::thread::sleep(WINDOW);
+    let late_kick = drain_eventfd(&dkick);
+    let late_irq = drain_eventfd(&call);
+    stop.store(true, Ordering::Relaxed);
+    let kicks = kicker.join().unwrap_or(0);
+    let (pinned, injected, refused) = injector.join().unwrap_or((false, 0, 0));
+    let starved = starver.join().unwrap_or(false);
+    c.check(starved, "no SCHED_FIFO thread on CPU 1");
+    let counts = format!("{kicks} kicks, {injected} injections accepted, {refused} refused");
+    c.check(pinned, "the injecting thread could not be pinned to CPU 0");
+    c.check(
+        kicks > 0 && injected > 0,
+        &format!("the loops did not run before the suspend ({counts})"),
+    );
+    c.check(
+        refused > 0,
+        &format!("no injection was refused after the suspend ({counts})"),
+    );
+    c.expect_eq(
+        "after SUSPEND returned: kick eventfd, call eventfd quiet",
+        (late_kick, late_irq),
+        (false, false),
+    );
+    c.expect(
+        "VQ_INJECT_IRQ(0) after SUSPEND",
+        sys::ioctl_ptr(fd.0, VDUSE_VQ_INJECT_IRQ, &mut i),
+        Err(libc::EINVAL),
+    );
+
+    // A kick latched with no kick eventfd installed (`kicked`) does not outlive a reset.
+    c.expect("VHOST_VDPA_SET_STATUS(0): reset", set_status(v.0, 0), Ok(0));
+    vhost_vring0_running(c, &v, &kick, &call, false);
+    let mut e = [0u32, (-1i32) as u32];
+    c.expect(
+        "VQ_SETUP_KICKFD(0, DEASSIGN)",
+        sys::ioctl(fd.0, VDUSE_VQ_SETUP_KICKFD, e.as_mut_ptr() as usize),
+        Ok(0),
+    );
+    drain_eventfd(&dkick);
+    c.expect(
+        "a vhost kick with no kick eventfd (latched)",
+        sys::write(kick.0, &1u64.to_ne_bytes()),
+        Ok(8),
+    );
+    std::thread::sleep(Duration::from_millis(200));
+    c.expect("VHOST_VDPA_SET_STATUS(0): reset", set_status(v.0, 0), Ok(0));
+    vhost_vring0_running(c, &v, &kick, &call, false);
+    let mut e = [0u32, dkick.0 as u32];
+    c.expect(
+        "VQ_SETUP_KICKFD(0, eventfd) after the reset",
+        sys::ioctl(fd.0, VDUSE_VQ_SETUP_KICKFD, e.as_mut_ptr() as usize),
+        Ok(0),
+    );
+    std::thread::sleep(Duration::from_millis(200));
+    c.expect_eq(
+        "the kick latched before the reset is not replayed",
+        drain_eventfd(&dkick),
+        false,
+    );
+    drop(v);
+    c.expect_eq(
+        "vdpa dev del",
+        vdpa(&["dev", "del", name]),
+        "exit 0".to_string(),
+    );
+    drop(daemon);
+}
+
 /// An API 0 device on vhost_vdpa: `VDUSE_UPDATE_IOTLB` comes in the v0 layout (start, last;
 /// nothing after them).
 fn vhost_v0_update_iotlb(c: &mut Ctx) {
@@ -1360,19 +1611,65 @@ fn fail_set_vq_ready(c: &mut Ctx) {
 /// SET_VQ_GROUP_ASID answered FAILED: the ioctl fails and the group stays where it was; the
 /// device is not broken and a later switch is sent and succeeds.
 fn fail_set_group_asid(c: &mut Ctx) {
-    with_failing(
-        c,
-        "t-fasid",
-        |r| req_type(r) == SET_VQ_GROUP_ASID && r[28] == 0,
-        |c, fd, v| {
-            c.expect(
-                "VHOST_VDPA_SET_GROUP_ASID(0, 0), refused",
-                vring_state(v.0, VHOST_VDPA_SET_GROUP_ASID, 0, 0).0,
-                Err(libc::EIO),
-            );
-            c.expect("DEV_GET_FEATURES: not broken", dev_features(fd), Ok(0));
-        },
+    // The first request moving group 1 to address space 1 is refused, later ones are not.
+    static REFUSED: AtomicBool = AtomicBool::new(false);
+    fn first_move(r: &[u8]) -> bool {
+        req_type(r) == SET_VQ_GROUP_ASID
+            && r[24..28] == 1u32.to_ne_bytes()
+            && r[28..32] == 1u32.to_ne_bytes()
+            && !REFUSED.swap(true, Ordering::Relaxed)
+    }
+    let name = "t-fasid";
+    use_vhost_vdpa();
+    let Some(ctl) = control(c, Some(1)) else {
+        return;
+    };
+    c.expect("SET_FEATURES", set_features(&ctl, 3), Ok(0));
+    let _guard = DevGuard(name.to_string());
+    let mut cfg = DevConfig::blk_v1(name);
+    (cfg.ngroups, cfg.nas) = (2, 2);
+    c.expect("CREATE_DEV (ngroups 2, nas 2)", create(&ctl, &cfg), Ok(0));
+    let Ok(fd) = c.expect_ok("open(device)", open_dev(name, libc::O_RDWR)) else {
+        return;
+    };
+    let fd = Fd(fd as i32);
+    setup_vqs(c, &fd, true);
+    c.expect_eq(
+        "vdpa dev add",
+        vdpa(&["dev", "add", "name", name, "mgmtdev", "vduse"]),
+        "exit 0".to_string(),
     );
+    let daemon = Daemon::start(fd.0, Policy::FailIf(first_move));
+    // Backend features IOTLB_MSG_V2 | IOTLB_ASID | SUSPEND.
+    if let Some(v) = open_vhost(c, name, 0x1a) {
+        c.expect(
+            "VHOST_VDPA_SET_GROUP_ASID(1, 1), refused",
+            vring_state(v.0, VHOST_VDPA_SET_GROUP_ASID, 1, 1).0,
+            Err(libc::EIO),
+        );
+        c.expect("DEV_GET_FEATURES: not broken", dev_features(&fd), Ok(0));
+        // The refused move left group 1 where it was: the same move is asked for again (not
+        // taken as done) and succeeds.
+        c.expect(
+            "VHOST_VDPA_SET_GROUP_ASID(1, 1) again, accepted",
+            vring_state(v.0, VHOST_VDPA_SET_GROUP_ASID, 1, 1).0,
+            Ok(0),
+        );
+    }
+    c.expect_eq(
+        "vdpa dev del",
+        vdpa(&["dev", "del", name]),
+        "exit 0".to_string(),
+    );
+    let seen = daemon.finish();
+    c.expect_eq(
+        "SET_VQ_GROUP_ASID group=1 asid=1 requests the daemon saw",
+        seen.iter()
+            .filter(|s| s.starts_with("SET_VQ_GROUP_ASID group=1 asid=1 ("))
+            .count(),
+        2,
+    );
+    record_requests(c, &seen);
 }
 
 /// SUSPEND answered FAILED: the ioctl fails and the device is not suspended (interrupts can
@@ -1440,5 +1737,6 @@ pub fn cases() -> Vec<Case> {
         Case::new("vdpa/failed_suspend", fail_suspend),
         Case::new("vdpa/failed_get_vq_state", fail_get_vq_state),
         Case::new("vdpa/two_address_spaces", two_address_spaces),
+        Case::new("vdpa/suspend_barrier", suspend_barrier),
     ]
 }
