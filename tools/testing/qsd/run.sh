@@ -106,10 +106,26 @@ fs_fio() {
 	local name=$1 nq=$2
 	start_qsd "$name" "$nq" 64M || return 1
 	add_vdpa "$name" || return 1
-	note "$BLKDEV has $(ls -d /sys/block/"${BLKDEV#/dev/}"/mq/* | wc -l) hardware queue(s)"
+	local dev=${BLKDEV#/dev/} hw busy=0 q
+	hw=$(ls -d /sys/block/"$dev"/mq/* | wc -l)
+	note "$BLKDEV has $hw hardware queue(s) ($nq virtqueues offered, $(nproc) CPUs)"
 	fs_roundtrip "$BLKDEV" || return 1
-	fio_verify "$BLKDEV" --size=24M --numjobs=2 --offset_increment=32M || return 1
-	teardown "$name"
+	# Two jobs pinned to different CPUs, so that with two hardware queues both carry I/O.
+	fio_verify "$BLKDEV" --size=24M --numjobs=2 --offset_increment=32M --cpus_allowed_policy=split \
+		--cpus_allowed=0-$(($(nproc) - 1)) || return 1
+	# Requests each hardware queue dispatched (block debugfs), before the device goes away.
+	mountpoint -q /sys/kernel/debug || mount -t debugfs none /sys/kernel/debug
+	for q in /sys/kernel/debug/block/"$dev"/hctx*/queued; do
+		[ -r "$q" ] || continue
+		note "${q%/queued}: $(cat "$q") requests queued"
+		[ "$(cat "$q")" -gt 0 ] && busy=$((busy + 1))
+	done
+	teardown "$name" || return 1
+	if [ "$nq" -gt 1 ] && [ "$(nproc)" -gt 1 ]; then
+		[ "$hw" -ge 2 ] || { note "only $hw hardware queue(s) with $nq virtqueues offered"; return 1; }
+		[ "$busy" -ge 2 ] || { note "only $busy hardware queue(s) carried I/O"; return 1; }
+	fi
+	return 0
 }
 
 case_fs_fio_1q() { fs_fio qsd-1q 1; }
