@@ -122,11 +122,22 @@ impl DevConfig {
 /// `VDUSE_CREATE_DEV` on `fd`.
 pub fn create(fd: &Fd, cfg: &DevConfig) -> Ret {
     let mut b = cfg.encode();
-    sys::ioctl(fd.0, VDUSE_CREATE_DEV, b.as_mut_ptr() as usize)
+    let r = sys::ioctl(fd.0, VDUSE_CREATE_DEV, b.as_mut_ptr() as usize);
+    if r.is_ok() {
+        let end = cfg
+            .name
+            .iter()
+            .position(|&c| c == 0)
+            .unwrap_or(cfg.name.len());
+        crate::harness::created(&String::from_utf8_lossy(&cfg.name[..end]));
+    }
+    r
 }
 
 /// `VDUSE_DESTROY_DEV` on `fd` of the raw 256-byte name buffer `name`.
 pub fn destroy_raw(fd: &Fd, name: &[u8]) -> Ret {
+    let end = name.iter().position(|&c| c == 0).unwrap_or(name.len());
+    crate::harness::before_destroy(&String::from_utf8_lossy(&name[..end]));
     let mut b = [0u8; 256];
     let n = name.len().min(256);
     b[..n].copy_from_slice(&name[..n]);

@@ -136,6 +136,36 @@ impl Ctx {
 struct Post {
     meant_broken: Vec<String>,
     failures: Vec<String>,
+    /// Devices the case created whose post-condition has not been checked yet.
+    unchecked: Vec<String>,
+}
+
+/// Records that the running case created device `name` (its post-condition is due).
+pub fn created(name: &str) {
+    POST.with(|p| {
+        let mut p = p.borrow_mut();
+        if !p.unchecked.iter().any(|n| n == name) {
+            p.unchecked.push(name.to_string());
+        }
+    });
+}
+
+/// Before device `name` is destroyed: its post-condition, if the case created it and it was
+/// not checked yet. Skipped while the device node is open (the case holds it, and the destroy
+/// will fail with `EBUSY`): the check then runs at a later destroy or at the end of the case.
+pub fn before_destroy(name: &str) {
+    if POST.with(|p| p.borrow().unchecked.iter().any(|n| n == name)) {
+        post_check_inner(name, true);
+    }
+}
+
+/// At the end of a case: the post-condition of every device it created that still exists and
+/// was not checked.
+pub fn post_check_remaining() {
+    let names = POST.with(|p| p.borrow().unchecked.clone());
+    for n in names {
+        post_check_inner(&n, false);
+    }
 }
 
 thread_local! {
@@ -147,10 +177,20 @@ thread_local! {
 /// device the case did not mean to break is not broken (`poll` without `POLLERR`,
 /// `VDUSE_DEV_GET_FEATURES` not `EPERM`), and one it meant to break is.
 pub fn post_check(name: &str) {
+    post_check_inner(name, false);
+}
+
+/// [`post_check`]; with `busy_ok`, a node held open elsewhere (`EBUSY`) defers the check.
+fn post_check_inner(name: &str, busy_ok: bool) {
     use crate::sys;
     let fd = match crate::dev::open_dev(name, libc::O_RDWR | libc::O_NONBLOCK) {
         Ok(fd) => sys::Fd(fd as i32),
-        Err(libc::ENOENT) => return, // not created, or already destroyed by the case
+        Err(libc::ENOENT) => {
+            // Not created, or already destroyed by the case.
+            POST.with(|p| p.borrow_mut().unchecked.retain(|n| n != name));
+            return;
+        }
+        Err(libc::EBUSY) if busy_ok => return,
         Err(e) => {
             post_fail(format!(
                 "post-condition: cannot open /dev/vduse/{name} to check it: -{}",
@@ -163,6 +203,7 @@ pub fn post_check(name: &str) {
     let mut f = 0u64;
     let r = sys::ioctl_ptr(fd.0, crate::dev::VDUSE_DEV_GET_FEATURES, &mut f);
     let broken = p.revents & libc::POLLERR != 0 || r == Err(libc::EPERM);
+    POST.with(|p| p.borrow_mut().unchecked.retain(|n| n != name));
     let meant = POST.with(|p| p.borrow().meant_broken.iter().any(|n| n == name));
     if broken != meant {
         post_fail(format!(
@@ -182,9 +223,10 @@ fn post_fail(msg: String) {
     POST.with(|p| p.borrow_mut().failures.push(msg));
 }
 
-/// The post-condition failures found so far in this process.
+/// The post-condition failures found so far in this process; the post-condition state is
+/// reset (nothing carries over to a case forked later).
 pub fn take_post_failures() -> Vec<String> {
-    POST.with(|p| std::mem::take(&mut p.borrow_mut().failures))
+    POST.with(|p| std::mem::take(&mut *p.borrow_mut()).failures)
 }
 
 /// Cases whose transcript differs between the drivers by design, with the entry of

@@ -141,6 +141,11 @@ fn cleanup_devices() {
         println!("# cleanup after the killed case: vdpa dev del {n}, DESTROY_DEV {n}");
         drop(dev::DevGuard(n));
     }
+    // What the cleanup's post-conditions found belongs to the killed case, not to the next
+    // case, which is forked from this process.
+    for f in harness::take_post_failures() {
+        println!("# cleanup after the killed case: {f}");
+    }
 }
 
 /// Runs `case` in a child process and waits at most `limit` for it. `Err` carries the reason
@@ -162,6 +167,7 @@ fn run_case(case: &Case, module: Module, limit: Duration) -> Result<Outcome, (St
         unsafe { libc::setpgid(0, 0) };
         let mut ctx = Ctx::new(module);
         (case.run)(&mut ctx);
+        harness::post_check_remaining();
         ctx.failures.extend(harness::take_post_failures());
         let mut msg = String::new();
         for l in &ctx.transcript {
