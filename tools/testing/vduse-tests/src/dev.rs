@@ -119,6 +119,17 @@ impl DevConfig {
     }
 }
 
+/// The node name the driver makes of a raw name buffer: up to the first NUL, at most 255 bytes
+/// (the last byte of the 256-byte field is always the terminator).
+fn node_name(raw: &[u8]) -> String {
+    let end = raw
+        .iter()
+        .position(|&c| c == 0)
+        .unwrap_or(raw.len())
+        .min(255);
+    String::from_utf8_lossy(&raw[..end]).into_owned()
+}
+
 /// `VDUSE_CREATE_DEV` on `fd`.
 pub fn create(fd: &Fd, cfg: &DevConfig) -> Ret {
     let mut b = cfg.encode();
@@ -136,8 +147,7 @@ pub fn create(fd: &Fd, cfg: &DevConfig) -> Ret {
 
 /// `VDUSE_DESTROY_DEV` on `fd` of the raw 256-byte name buffer `name`.
 pub fn destroy_raw(fd: &Fd, name: &[u8]) -> Ret {
-    let end = name.iter().position(|&c| c == 0).unwrap_or(name.len());
-    crate::harness::before_destroy(&String::from_utf8_lossy(&name[..end]));
+    crate::harness::before_destroy(&node_name(name));
     let mut b = [0u8; 256];
     let n = name.len().min(256);
     b[..n].copy_from_slice(&name[..n]);

@@ -1449,31 +1449,37 @@ fn with_failing(
     record_requests(c, &daemon.finish());
 }
 
-/// API 1 with two virtqueue groups and two address spaces: vhost-vdpa moves group 1 (queue 1)
-/// to address space 1 (`VDUSE_SET_VQ_GROUP_ASID`), maps memory there (`VDUSE_UPDATE_IOTLB` with
-/// asid 1), and the daemon finds that mapping through `IOTLB_GET_FD2`/`GET_INFO` in address
-/// space 1 only.
-fn two_address_spaces(c: &mut Ctx) {
-    let name = "t-v2as";
+/// An API 1 device with two virtqueue groups (queue i in group i) and two address spaces,
+/// VDUSE features 3, opened and added onto `vhost_vdpa`.
+fn on_vhost_two_spaces(c: &mut Ctx, name: &str) -> Option<(DevGuard, Fd)> {
     use_vhost_vdpa();
-    let Some(ctl) = control(c, Some(1)) else {
-        return;
-    };
+    let ctl = control(c, Some(1))?;
     c.expect("SET_FEATURES", set_features(&ctl, 3), Ok(0));
-    let _guard = DevGuard(name.to_string());
+    let guard = DevGuard(name.to_string());
     let mut cfg = DevConfig::blk_v1(name);
     (cfg.ngroups, cfg.nas) = (2, 2);
     c.expect("CREATE_DEV (ngroups 2, nas 2)", create(&ctl, &cfg), Ok(0));
-    let Ok(fd) = c.expect_ok("open(device)", open_dev(name, libc::O_RDWR)) else {
-        return;
-    };
-    let fd = Fd(fd as i32);
+    let fd = Fd(c
+        .expect_ok("open(device)", open_dev(name, libc::O_RDWR))
+        .ok()? as i32);
     setup_vqs(c, &fd, true);
     c.expect_eq(
         "vdpa dev add",
         vdpa(&["dev", "add", "name", name, "mgmtdev", "vduse"]),
         "exit 0".to_string(),
     );
+    Some((guard, fd))
+}
+
+/// API 1 with two virtqueue groups and two address spaces: vhost-vdpa moves group 1 (queue 1)
+/// to address space 1 (`VDUSE_SET_VQ_GROUP_ASID`), maps memory there (`VDUSE_UPDATE_IOTLB` with
+/// asid 1), and the daemon finds that mapping through `IOTLB_GET_FD2`/`GET_INFO` in address
+/// space 1 only.
+fn two_address_spaces(c: &mut Ctx) {
+    let name = "t-v2as";
+    let Some((_guard, fd)) = on_vhost_two_spaces(c, name) else {
+        return;
+    };
     let daemon = Daemon::start(fd.0, Policy::Answer);
     let q = |b: &[u8], i: usize| u64::from_ne_bytes(b[i..i + 8].try_into().unwrap_or([0; 8]));
     // Backend features IOTLB_MSG_V2 | IOTLB_ASID | SUSPEND.
@@ -1620,25 +1626,9 @@ fn fail_set_group_asid(c: &mut Ctx) {
             && !REFUSED.swap(true, Ordering::Relaxed)
     }
     let name = "t-fasid";
-    use_vhost_vdpa();
-    let Some(ctl) = control(c, Some(1)) else {
+    let Some((_guard, fd)) = on_vhost_two_spaces(c, name) else {
         return;
     };
-    c.expect("SET_FEATURES", set_features(&ctl, 3), Ok(0));
-    let _guard = DevGuard(name.to_string());
-    let mut cfg = DevConfig::blk_v1(name);
-    (cfg.ngroups, cfg.nas) = (2, 2);
-    c.expect("CREATE_DEV (ngroups 2, nas 2)", create(&ctl, &cfg), Ok(0));
-    let Ok(fd) = c.expect_ok("open(device)", open_dev(name, libc::O_RDWR)) else {
-        return;
-    };
-    let fd = Fd(fd as i32);
-    setup_vqs(c, &fd, true);
-    c.expect_eq(
-        "vdpa dev add",
-        vdpa(&["dev", "add", "name", name, "mgmtdev", "vduse"]),
-        "exit 0".to_string(),
-    );
     let daemon = Daemon::start(fd.0, Policy::FailIf(first_move));
     // Backend features IOTLB_MSG_V2 | IOTLB_ASID | SUSPEND.
     if let Some(v) = open_vhost(c, name, 0x1a) {
