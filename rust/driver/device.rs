@@ -18,7 +18,7 @@
 //! 6. the locks of a [`Vq`] (spinlocks, interrupts disabled; order in [`super::vq`]).
 //!
 //! The message channel ([`MsgChannel`], a spinlock), the config callback slot (a spinlock,
-//! interrupts disabled) and a domain's IOTLB lock ([`super::domain`]) are leaves: no other
+//! bottom halves disabled) and a domain's IOTLB lock ([`super::domain`]) are leaves: no other
 //! lock is taken while they are held, and no message is sent (which sleeps) while any lock of
 //! this list is held. `vdpa dev add` takes 1, 2, 3, 4 in that order (`init_vdpa`).
 //! `VDUSE_IOTLB_REG_UMEM` takes the `mmap_lock` under 3 (to pin the daemon's pages), so no op
