@@ -135,12 +135,7 @@ pub fn create(fd: &Fd, cfg: &DevConfig) -> Ret {
     let mut b = cfg.encode();
     let r = sys::ioctl(fd.0, VDUSE_CREATE_DEV, b.as_mut_ptr() as usize);
     if r.is_ok() {
-        let end = cfg
-            .name
-            .iter()
-            .position(|&c| c == 0)
-            .unwrap_or(cfg.name.len());
-        crate::harness::created(&String::from_utf8_lossy(&cfg.name[..end]));
+        crate::harness::created(&node_name(&cfg.name));
     }
     r
 }
