@@ -333,8 +333,8 @@ impl Vq {
         }
     }
 
-    /// Calls the vDPA driver's callback if the queue is ready (`vduse_vq_irq_inject`). Any
-    /// context.
+    /// Calls the vDPA driver's callback if the queue is ready (`vduse_vq_irq_inject`). Process
+    /// context (the injecting thread or the interrupt work), interrupts enabled.
     fn deliver_irq(&self) {
         if self.ready() {
             // Counted under the slot's lock, where the CPU cannot change.
