@@ -1021,25 +1021,7 @@ fn vhost_consumer_view(c: &mut Ctx) {
         sys::ioctl_ptr(v.0, VHOST_VDPA_SET_CONFIG_CALL, &mut cfd),
         Ok(0),
     );
-    for s in [0x1u8, 0x3] {
-        c.expect(
-            &format!("VHOST_VDPA_SET_STATUS({s:#x})"),
-            set_status(v.0, s),
-            Ok(0),
-        );
-    }
-    c.expect(
-        "VHOST_SET_FEATURES(VERSION_1 | ACCESS_PLATFORM)",
-        vhost_u64(v.0, VHOST_SET_FEATURES, feats).0,
-        Ok(0),
-    );
-    for s in [0xbu8, 0xf] {
-        c.expect(
-            &format!("VHOST_VDPA_SET_STATUS({s:#x})"),
-            set_status(v.0, s),
-            Ok(0),
-        );
-    }
+    vhost_to_driver_ok(c, &v);
     let mut f: u64 = 0;
     let r = sys::ioctl_ptr(fd.0, VDUSE_DEV_GET_FEATURES, &mut f);
     c.expect_eq("DEV_GET_FEATURES: the driver's", (r, f), (Ok(0), feats));
@@ -1137,6 +1119,30 @@ fn drain_eventfd(e: &Fd) -> bool {
     sys::read(e.0, &mut v) == Ok(8)
 }
 
+/// Brings the device of vhost-vdpa `v` to DRIVER_OK with `VERSION_1 | ACCESS_PLATFORM`
+/// (ACKNOWLEDGE, DRIVER, the features, FEATURES_OK, DRIVER_OK).
+fn vhost_to_driver_ok(c: &mut Ctx, v: &Fd) {
+    for s in [0x1u8, 0x3] {
+        c.expect(
+            &format!("VHOST_VDPA_SET_STATUS({s:#x})"),
+            set_status(v.0, s),
+            Ok(0),
+        );
+    }
+    c.expect(
+        "VHOST_SET_FEATURES(VERSION_1 | ACCESS_PLATFORM)",
+        vhost_u64(v.0, VHOST_SET_FEATURES, F_VERSION_1 | F_ACCESS_PLATFORM).0,
+        Ok(0),
+    );
+    for s in [0xbu8, 0xf] {
+        c.expect(
+            &format!("VHOST_VDPA_SET_STATUS({s:#x})"),
+            set_status(v.0, s),
+            Ok(0),
+        );
+    }
+}
+
 /// Vring 0 of vhost-vdpa `v` set up (size 16, in the RW mapping at 0x100000, made first with
 /// `map`; vhost keeps it across a reset), enabled, with `kick` and `call` eventfds, and the
 /// device brought to DRIVER_OK.
@@ -1174,25 +1180,7 @@ fn vhost_vring0_running(c: &mut Ctx, v: &Fd, kick: &Fd, call: &Fd, map: bool) {
         vring_state(v.0, VHOST_VDPA_SET_VRING_ENABLE, 0, 1).0,
         Ok(0),
     );
-    for s in [0x1u8, 0x3] {
-        c.expect(
-            &format!("VHOST_VDPA_SET_STATUS({s:#x})"),
-            set_status(v.0, s),
-            Ok(0),
-        );
-    }
-    c.expect(
-        "VHOST_SET_FEATURES(VERSION_1 | ACCESS_PLATFORM)",
-        vhost_u64(v.0, VHOST_SET_FEATURES, F_VERSION_1 | F_ACCESS_PLATFORM).0,
-        Ok(0),
-    );
-    for s in [0xbu8, 0xf] {
-        c.expect(
-            &format!("VHOST_VDPA_SET_STATUS({s:#x})"),
-            set_status(v.0, s),
-            Ok(0),
-        );
-    }
+    vhost_to_driver_ok(c, v);
 }
 
 /// Suspend is a barrier: one thread kicks through vhost-vdpa in a tight loop and another
