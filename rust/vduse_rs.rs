@@ -54,6 +54,12 @@ module! {
     authors: ["The vduse-rs developers"],
     description: "vDPA Device in Userspace, in Rust",
     license: "GPL",
+    params: {
+        max_iotlb_entries: i32 {
+            default: 2048,
+            description: "Maximum number of iotlb entries. (default: 2048)",
+        },
+    },
 }
 
 /// The module: the management device, the control node, the cdevs of the nodes, and the

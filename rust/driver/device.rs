@@ -23,7 +23,8 @@
 //! this list is held. `vdpa dev add` takes 1, 2, 3, 4 in that order (`init_vdpa`).
 //! `VDUSE_IOTLB_REG_UMEM` takes the `mmap_lock` under 3 (to pin the daemon's pages), so no op
 //! the kernel may call with the `mmap_lock` held takes 3: `set_map` (vhost-vdpa holds it) finds
-//! its domain through 4 only. The mutexes are taken in process context only; `kick_vq` and the
+//! its domain through 4 only, and creates it ([`Device::create_space`]) with no lock held before
+//! installing it under 4. The mutexes are taken in process context only; `kick_vq` and the
 //! map ops, which may run in atomic context, take none of them (`kick_vq` takes only the
 //! virtqueue's kick lock; the map ops take 4 briefly to find a domain, then the domain's own
 //! leaf locks).
@@ -53,6 +54,7 @@ use crate::{
             kiocb_nonblock,
             FileOps, //
         },
+        iova::IovaCache,
         misc::parse_u32,
         module_ref::ModuleRef,
         nospec::index_nospec,
@@ -64,6 +66,7 @@ use crate::{
 mod sysfs_attrs;
 mod vdpa_ops;
 use kernel::{
+    alloc::KVVec,
     fs::{
         File,
         Kiocb, //
@@ -228,8 +231,18 @@ struct DomainState {
     created: bool,
 }
 
-/// Most mappings an address space holds (`max_iotlb_entries` of C's `iova_domain.c`).
-const MAX_IOTLB_ENTRIES: usize = 2048;
+/// Most entries an address space's IOTLB holds (bounce region, coherent buffers and the
+/// consumer's mappings together): the `max_iotlb_entries` module parameter, as in C's
+/// `iova_domain.c` (2048 by default), read when an address space is created.
+///
+/// # Errors
+///
+/// `ENOMEM` if it is not positive (C's `vduse_domain_create` fails, and `vdpa dev add` with
+/// it).
+fn max_iotlb_entries() -> Result<usize> {
+    let n = crate::module_parameters::max_iotlb_entries.value();
+    usize::try_from(n).ok().filter(|&n| n > 0).ok_or(ENOMEM)
+}
 
 /// One VDUSE device.
 #[pin_data]
@@ -266,9 +279,11 @@ pub(crate) struct Device {
     #[pin]
     domain: Mutex<DomainState>,
     /// The address spaces, one IOVA domain each (`dev->as[]`); empty until the first
-    /// `vdpa dev add`. IRQ-safe: the map ops look a domain up in atomic context.
+    /// `vdpa dev add`, which creates address space 0; the others are created on first use
+    /// ([`Device::create_space`]), `None` until then. IRQ-safe: the map ops look a domain up
+    /// in atomic context.
     #[pin]
-    spaces: SpinLockIrq<KVec<AddressSpace>>,
+    spaces: SpinLockIrq<KVVec<Option<AddressSpace>>>,
     /// The address space of each virtqueue group (`groups[i].as`), switched by
     /// `set_group_asid`.
     groups: KVec<Atomic<u32>>,
@@ -285,6 +300,8 @@ pub(crate) struct Device {
     /// dropped there).
     #[pin]
     sysfs: Mutex<Option<sysfs_attrs::DeviceSysfs>>,
+    /// The IOVA caches, held for the domains this device creates.
+    iova_cache: IovaCache,
     /// The module stays loaded while a device exists.
     _module: ModuleRef,
 }
@@ -307,6 +324,7 @@ impl Device {
         for _ in 0..cfg.ngroups {
             groups.push(Atomic::new(0), GFP_KERNEL)?;
         }
+        let iova_cache = IovaCache::get()?;
         Arc::pin_init(
             try_pin_init!(Self {
                 name: cfg.name,
@@ -330,12 +348,13 @@ impl Device {
                     },
                     "Device::domain"
                 ),
-                spaces <- new_spinlock_irq!(KVec::new(), "Device::spaces"),
+                spaces <- new_spinlock_irq!(KVVec::new(), "Device::spaces"),
                 groups,
                 config <- new_mutex!(config, "Device::config"),
                 msgs <- MsgChannel::new(),
                 config_cb <- CallbackSlot::new(),
                 sysfs <- new_mutex!(None, "Device::sysfs"),
+                iova_cache,
                 _module: ModuleRef::get(kernel::module::this_module::<crate::LocalModule>()),
             }),
             GFP_KERNEL,
@@ -535,14 +554,18 @@ impl Device {
     }
 
     /// The domain of address space `asid` (checked by the caller) and its file, once the
-    /// domains are in use.
+    /// domains are in use. `EINVAL` for an address space not created yet: it has no mapping,
+    /// and every lookup in an empty domain is `EINVAL`.
     fn space(&self, asid: u32) -> Result<(Arc<Domain>, ARef<File>)> {
         let d = self.domain.lock();
         if !d.created {
             return Err(EINVAL);
         }
         let spaces = self.spaces.lock();
-        let s = spaces.get(asid as usize).ok_or(EINVAL)?;
+        let s = spaces
+            .get(asid as usize)
+            .and_then(Option::as_ref)
+            .ok_or(EINVAL)?;
         Ok((s.domain.clone(), s.file.clone()))
     }
 
@@ -558,7 +581,55 @@ impl Device {
     /// calls `set_map` with the `mmap_lock`, which `reg_umem` takes under [`Device::domain`]).
     fn space_domain(&self, asid: u32) -> Result<Arc<Domain>> {
         let spaces = self.spaces.lock();
-        Ok(spaces.get(asid as usize).ok_or(EINVAL)?.domain.clone())
+        let s = spaces
+            .get(asid as usize)
+            .and_then(Option::as_ref)
+            .ok_or(EINVAL)?;
+        Ok(s.domain.clone())
+    }
+
+    /// The domain of address space `asid`, created now if it was not yet (process context;
+    /// called with the `mmap_lock` held by vhost-vdpa's `set_map`, so it takes no mutex of
+    /// this device: it allocates with no lock held and installs the new space under
+    /// [`Device::spaces`], dropping its own if another thread installed one first).
+    ///
+    /// Address spaces other than 0 are created on first use rather than by `vdpa dev add`
+    /// (C creates all `nas` at once: two IOVA domains with per-CPU caches each, so a device
+    /// with `nas` near 0xffff could not be added; `Documentation/differences.rst`, D3).
+    ///
+    /// # Errors
+    ///
+    /// `EINVAL` (`asid` out of range, or the device was never added), `ENOMEM`.
+    pub(crate) fn create_space(&self, asid: u32) -> Result<Arc<Domain>> {
+        let bounce_size = {
+            let spaces = self.spaces.lock();
+            match spaces.get(asid as usize).ok_or(EINVAL)? {
+                Some(s) => return Ok(s.domain.clone()),
+                // Every address space has the bounce size of space 0 (created by the add).
+                None => spaces
+                    .first()
+                    .and_then(Option::as_ref)
+                    .ok_or(EINVAL)?
+                    .domain
+                    .bounce_size(),
+            }
+        };
+        let mut new = Some(AddressSpace::new(
+            bounce_size,
+            max_iotlb_entries()?,
+            &self.iova_cache,
+        )?);
+        let domain = {
+            let mut spaces = self.spaces.lock();
+            let slot = spaces.get_mut(asid as usize).ok_or(EINVAL)?;
+            if slot.is_none() {
+                *slot = new.take();
+            }
+            slot.as_ref().ok_or(EINVAL)?.domain.clone()
+        };
+        // A space another thread installed first: ours goes, outside the spinlock.
+        drop(new);
+        Ok(domain)
     }
 
     /// `VDUSE_IOTLB_GET_FD` and `VDUSE_IOTLB_GET_FD2`: the first mapping overlapping
@@ -622,6 +693,7 @@ impl Device {
         self.spaces
             .lock()
             .get(asid as usize)
+            .and_then(Option::as_ref)
             .map(|s| s.domain.clone())
     }
 

@@ -98,6 +98,15 @@ struct Maps {
     consumer: KVec<IotlbMap>,
 }
 
+impl Maps {
+    /// The number of IOTLB entries: the bounce region's, one per coherent buffer, and the
+    /// consumer's, counted together against the domain's limit as C's single `vhost_iotlb`
+    /// counts them (`max_iotlb_entries`).
+    fn entries(&self) -> usize {
+        usize::from(self.bounce_mapped) + self.coherent.len() + self.consumer.len()
+    }
+}
+
 /// One IOTLB entry, as `VDUSE_IOTLB_GET_FD` and `VDUSE_IOTLB_GET_INFO` return it.
 pub(crate) struct Entry {
     /// First IOVA.
@@ -129,11 +138,18 @@ pub(crate) struct Domain {
     /// The IOTLB (leaf lock, interrupts disabled).
     #[pin]
     maps: SpinLockIrq<Maps>,
+    /// Most entries the IOTLB may hold ([`Maps::entries`]).
+    max_entries: usize,
 }
 
 impl Domain {
-    /// A domain whose streaming region is `bounce_size` bytes (rounded up to pages).
-    fn new(bounce_size: usize, cache: &IovaCache) -> Result<impl PinInit<Self, Error> + '_> {
+    /// A domain whose streaming region is `bounce_size` bytes (rounded up to pages), with at
+    /// most `max_entries` IOTLB entries.
+    fn new(
+        bounce_size: usize,
+        max_entries: usize,
+        cache: &IovaCache,
+    ) -> Result<impl PinInit<Self, Error> + '_> {
         let size = bounce_size.div_ceil(PAGE_SIZE) * PAGE_SIZE;
         let bounce = BounceTable::new(size)?;
         Ok(try_pin_init!(Self {
@@ -141,6 +157,7 @@ impl Domain {
             stream <- IovaDomain::new(crate::kapi::bounce::BOUNCE_SIZE, 1, cache),
             coherent_iova <- IovaDomain::new(PAGE_SIZE, size >> PAGE_SHIFT, cache),
             maps <- new_spinlock_irq!(Maps::default(), "Domain::maps"),
+            max_entries,
         }))
     }
 
@@ -161,9 +178,18 @@ impl Domain {
             .stream
             .alloc(size, self.bounce.size() as u64 - 1)
             .ok_or(ENOMEM)?;
-        // The bounce region's entry, inserted lazily as in C.
-        self.maps.lock().bounce_mapped = true;
-        if let Err(e) = self.bounce.map(iova, region) {
+        // The bounce region's entry, inserted lazily as in C, if the IOTLB has room for it
+        // (C: `vduse_domain_init_bounce_map` fails with `ENOSPC`).
+        let entry = {
+            let mut maps = self.maps.lock();
+            if !maps.bounce_mapped && maps.entries() >= self.max_entries {
+                Err(ENOSPC)
+            } else {
+                maps.bounce_mapped = true;
+                Ok(())
+            }
+        };
+        if let Err(e) = entry.and_then(|()| self.bounce.map(iova, region)) {
             self.bounce.unmap(iova, size);
             self.stream.free(iova, size);
             return Err(e);
@@ -217,10 +243,15 @@ impl Domain {
         let inserted = {
             let mut maps = self.maps.lock();
             let pos = maps.coherent.partition_point(|c| c.start < start);
-            match maps.coherent.reserve(1, kernel::alloc::flags::GFP_ATOMIC) {
-                // Cannot fail: capacity was reserved just above.
-                Ok(()) => maps.coherent.insert_within_capacity(pos, entry).is_ok(),
-                Err(_) => false,
+            if maps.entries() >= self.max_entries {
+                // C: `vduse_iotlb_add_range` fails with `ENOSPC`, the allocation with it.
+                false
+            } else {
+                match maps.coherent.reserve(1, kernel::alloc::flags::GFP_ATOMIC) {
+                    // Cannot fail: capacity was reserved just above.
+                    Ok(()) => maps.coherent.insert_within_capacity(pos, entry).is_ok(),
+                    Err(_) => false,
+                }
             }
         };
         if !inserted {
@@ -253,10 +284,25 @@ impl Domain {
 
     /// Replaces the consumer's mappings (`set_map`); the old ones are released outside the
     /// lock.
-    pub(crate) fn set_consumer_maps(&self, mut maps: KVec<IotlbMap>) {
+    ///
+    /// # Errors
+    ///
+    /// `ENOSPC` if they do not fit in the IOTLB beside the bounce and coherent entries (C's
+    /// `vhost_iotlb` limit); the domain is then left without consumer mappings, as C's
+    /// `vduse_domain_set_map` leaves it.
+    pub(crate) fn set_consumer_maps(&self, mut maps: KVec<IotlbMap>) -> Result {
         maps.sort_unstable_by_key(|m| m.start);
-        let old = core::mem::replace(&mut self.maps.lock().consumer, maps);
+        let (old, res) = {
+            let mut m = self.maps.lock();
+            let others = m.entries() - m.consumer.len();
+            if others.saturating_add(maps.len()) > self.max_entries {
+                (core::mem::take(&mut m.consumer), Err(ENOSPC))
+            } else {
+                (core::mem::replace(&mut m.consumer, maps), Ok(()))
+            }
+        };
         drop(old);
+        res
     }
 
     /// The first entry (by start) overlapping `start..=last`, with a reference on its file if
@@ -429,9 +475,10 @@ pub(crate) struct AddressSpace {
 }
 
 impl AddressSpace {
-    /// A new address space with a streaming region of `bounce_size` bytes.
-    pub(crate) fn new(bounce_size: usize, cache: &IovaCache) -> Result<Self> {
-        let domain = Arc::pin_init(Domain::new(bounce_size, cache)?, GFP_KERNEL)?;
+    /// A new address space with a streaming region of `bounce_size` bytes and an IOTLB of
+    /// at most `max_entries` entries.
+    pub(crate) fn new(bounce_size: usize, max_entries: usize, cache: &IovaCache) -> Result<Self> {
+        let domain = Arc::pin_init(Domain::new(bounce_size, max_entries, cache)?, GFP_KERNEL)?;
         let file = anon_inode_getfile::<Domain>(c"[vduse-domain]", domain.clone())?;
         Ok(Self { domain, file })
     }
@@ -461,7 +508,7 @@ mod tests {
     #[test]
     fn coherent_lookup_lowest_first() -> Result {
         let cache = IovaCache::get()?;
-        let space = AddressSpace::new(1 << 20, &cache)?;
+        let space = AddressSpace::new(1 << 20, 2048, &cache)?;
         let d = &space.domain;
         let mut bufs = KVec::new();
         for size in [10246usize, 4096, 8192, 100] {
@@ -490,6 +537,59 @@ mod tests {
             d.free_coherent(iova, size);
         }
         assert!(d.lookup(0, u64::MAX).is_none());
+        Ok(())
+    }
+
+    /// The IOTLB limit counts coherent buffers and the consumer's mappings together, as C's
+    /// one `vhost_iotlb` does (`max_iotlb_entries`); a `set_map` that does not fit is `ENOSPC`
+    /// and leaves no consumer mapping behind.
+    #[test]
+    fn iotlb_limit_counts_every_entry() -> Result {
+        let cache = IovaCache::get()?;
+        let space = AddressSpace::new(1 << 20, 3, &cache)?;
+        let d = &space.domain;
+        // Above the coherent region, so no lookup below can find a coherent buffer.
+        let consumer = |starts: &[u64]| -> Result<KVec<IotlbMap>> {
+            let mut v = KVec::new();
+            for &start in starts {
+                let m = IotlbMap {
+                    start,
+                    last: start + 0xfff,
+                    perm: 3,
+                    file: space.file.clone(),
+                    offset: 0,
+                };
+                v.push(m, GFP_KERNEL)?;
+            }
+            Ok(v)
+        };
+        let gfp = kernel::bindings::GFP_KERNEL;
+        let (_, a) = d.alloc_coherent(4096, gfp)?;
+        let (_, b) = d.alloc_coherent(4096, gfp)?;
+        assert_eq!(d.set_consumer_maps(consumer(&[0x8000_0000])?), Ok(()));
+        // Full: two coherent entries and one of the consumer.
+        assert!(d.alloc_coherent(4096, gfp).is_err());
+        assert_eq!(
+            d.set_consumer_maps(consumer(&[0x8000_0000, 0x9000_0000])?),
+            Err(ENOSPC)
+        );
+        assert!(d.lookup(0x8000_0000, 0x8000_0000).is_none());
+        // The failed `set_map` emptied the consumer's share: room for a coherent buffer again.
+        let (_, c) = d.alloc_coherent(4096, gfp)?;
+        for iova in [a, b, c] {
+            d.free_coherent(iova, 4096);
+        }
+        assert_eq!(
+            d.set_consumer_maps(consumer(&[0x8000_0000, 0x9000_0000])?),
+            Ok(())
+        );
+        assert_eq!(
+            d.lookup(0x9000_0000, 0x9000_0000).map(|e| e.start),
+            Some(0x9000_0000)
+        );
+        // The maps hold the domain's own file, which holds the domain: break that cycle, or the
+        // file (and with it a reference on the module) would never be released.
+        assert_eq!(d.set_consumer_maps(KVec::new()), Ok(()));
         Ok(())
     }
 }

@@ -59,8 +59,10 @@ pub(crate) struct Vduse {
     /// The devices, sorted by minor (`vduse_idr` under `vduse_lock`).
     #[pin]
     devices: Mutex<KVec<Arc<Device>>>,
-    /// The IOVA allocator's caches, for the devices' IOVA domains (`vduse_domain_init`).
-    iova_cache: IovaCache,
+    /// The IOVA allocator's caches (`vduse_domain_init`), held for the module's lifetime: a
+    /// domain may outlive its device (a daemon's mapping of its file) and frees into the
+    /// caches when it goes. Each device holds a reference too, for the domains it creates.
+    _iova_cache: IovaCache,
     /// `/sys/kernel/debug/vduse_rs`: per-device statistics.
     debugfs: Dir,
 }
@@ -72,7 +74,7 @@ impl Vduse {
             class: Class::register(c"vduse", c"vduse")?,
             region: ChrdevRegion::alloc(MINORS, c"vduse")?,
             devices <- new_mutex!(KVec::new(), "Vduse::devices"),
-            iova_cache: IovaCache::get()?,
+            _iova_cache: IovaCache::get()?,
             debugfs: Dir::new(c"vduse_rs"),
         })
     }
@@ -152,7 +154,7 @@ impl Vduse {
             if !dev.is_ready() {
                 return Err(EINVAL);
             }
-            (dev.clone(), dev.init_vdpa(mdev, name, &self.iova_cache)?)
+            (dev.clone(), dev.init_vdpa(mdev, name)?)
         };
         let r = vdpa.register(mdev, dev.vq_num());
         if r.is_err() && new_domains {

@@ -21,7 +21,6 @@ use crate::{
     kapi::{
         bounce::DmaRegion,
         cpumask::CpuMask,
-        iova::IovaCache,
         vdpa::{
             Borrowed,
             Callback,
@@ -43,6 +42,7 @@ use crate::{
 };
 use core::ptr::NonNull;
 use kernel::{
+    alloc::KVVec,
     bindings::gfp_t,
     dma::DataDirection,
     page::PAGE_SIZE,
@@ -71,9 +71,10 @@ impl Device {
     }
 
     /// Allocates the vDPA device (`vduse_dev_init_vdpa`) and puts the IOVA domains in use,
-    /// creating them on the first add (`nas` domains of `bounce_size / nas` bytes of bounce
-    /// space each); returns the device and whether the domains were not in use before (to
-    /// undo if registration fails).
+    /// creating address space 0 on the first add (the others on first use,
+    /// [`Device::create_space`]; each has `bounce_size / nas` bytes of bounce space, as in C);
+    /// returns the device and whether the domains were not in use before (to undo if
+    /// registration fails).
     ///
     /// The domains are kept across `vdpa dev del` and reused, emptied, by the next add (C
     /// creates new ones on every add and leaks the old: `Documentation/differences.rst`).
@@ -86,7 +87,6 @@ impl Device {
         self: &Arc<Self>,
         mdev: &MgmtDev<'_>,
         name: &CStr,
-        cache: &IovaCache,
     ) -> Result<(VdpaDevice, bool)> {
         let mut st = self.state.lock();
         if st.bound {
@@ -100,20 +100,31 @@ impl Device {
             let spaces = self.spaces.lock();
             spaces
                 .first()
+                .and_then(Option::as_ref)
                 .is_none_or(|s| s.domain.bounce_size() != per_space.div_ceil(PAGE_SIZE) * PAGE_SIZE)
         };
         if stale {
-            // First add, or `bounce_size` changed after a failed one.
-            let mut fresh = KVec::with_capacity(self.nas as usize, GFP_KERNEL)?;
-            for _ in 0..self.nas {
-                fresh.push(AddressSpace::new(per_space, cache)?, GFP_KERNEL)?;
+            // First add, or `bounce_size` changed after a failed one: space 0 now, the others
+            // on first use.
+            let mut fresh = KVVec::with_capacity(self.nas as usize, GFP_KERNEL)?;
+            fresh.push(
+                Some(AddressSpace::new(
+                    per_space,
+                    super::max_iotlb_entries()?,
+                    &self.iova_cache,
+                )?),
+                GFP_KERNEL,
+            )?;
+            for _ in 1..self.nas {
+                fresh.push(None, GFP_KERNEL)?;
             }
             let old = core::mem::replace(&mut *self.spaces.lock(), fresh);
             drop(old);
         } else {
-            for s in self.spaces.lock().iter() {
+            for s in self.spaces.lock().iter().flatten() {
                 s.domain.reset_bounce_map();
-                s.domain.set_consumer_maps(KVec::new());
+                // Emptying cannot fail.
+                let _ = s.domain.set_consumer_maps(KVec::new());
             }
         }
         // The device holds a reference on `self` until `free`.
@@ -312,7 +323,7 @@ impl Device {
         self.suspended.store(false, Relaxed);
         self.config_cb.clear();
         // The bounce region's IOTLB entry goes; the coherent buffers are the driver's to free.
-        for s in self.spaces.lock().iter() {
+        for s in self.spaces.lock().iter().flatten() {
             s.domain.reset_bounce_map();
         }
         for vq in self.vqs.iter() {
@@ -328,19 +339,24 @@ impl Device {
     ///
     /// # Errors
     ///
-    /// `EINVAL` (bad `asid`), `ENOSPC` (more than [`super::MAX_IOTLB_ENTRIES`] mappings), `EIO`
+    /// `EINVAL` (bad `asid`), `ENOSPC` (more mappings than the IOTLB holds:
+    /// [`crate::driver::domain::Domain::set_consumer_maps`]), `EIO`
     /// (the daemon refused or did not answer), `ENOMEM`.
     fn vdpa_set_map(&self, asid: u32, iotlb: &Iotlb<'_>) -> Result {
         let maps: KVec<IotlbMap> = iotlb.file_maps()?;
         if asid >= self.nas {
             return Err(EINVAL);
         }
-        if maps.len() > super::MAX_IOTLB_ENTRIES {
-            return Err(ENOSPC);
+        // Not `space()`: vhost-vdpa holds the `mmap_lock` here (see the lock order). An
+        // address space never used has no mapping to clear, so an empty map does not create it.
+        let domain = if maps.is_empty() {
+            self.space_domain(asid).ok()
+        } else {
+            Some(self.create_space(asid)?)
+        };
+        if let Some(domain) = &domain {
+            domain.set_consumer_maps(maps)?;
         }
-        // Not `space()`: vhost-vdpa holds the `mmap_lock` here (see the lock order).
-        let domain = self.space_domain(asid)?;
-        domain.set_consumer_maps(maps);
         let mut r = DevRequest::new(req::UPDATE_IOTLB);
         r.put_u64(0, 0);
         r.put_u64(8, u64::MAX);
@@ -348,8 +364,9 @@ impl Device {
             r.put_u32(16, asid);
         }
         let res = self.request(r).map(|_| ());
-        if res.is_err() {
-            domain.set_consumer_maps(KVec::new());
+        if let (Err(_), Some(domain)) = (&res, &domain) {
+            // Emptying cannot fail.
+            let _ = domain.set_consumer_maps(KVec::new());
         }
         res
     }
@@ -359,6 +376,8 @@ impl Device {
         if !self.api.has_groups() || group >= self.ngroups || asid >= self.nas {
             return Err(EINVAL);
         }
+        // The group's map ops will look the space up in atomic context: it must exist first.
+        self.create_space(asid)?;
         let mut r = DevRequest::new(req::SET_VQ_GROUP_ASID);
         r.put_u32(0, group);
         r.put_u32(4, asid);

@@ -245,4 +245,5 @@ pub const DEVIATIONS: &[(&str, &str)] = &[
         "create/v1_ngroups_nas_max",
         "D3 (Documentation/differences.rst)",
     ),
+    ("vdpa/nas_max_on_bus", "D3 (Documentation/differences.rst)"),
 ];
