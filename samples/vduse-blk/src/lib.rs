@@ -1,12 +1,9 @@
 // SPDX-License-Identifier: GPL-2.0
-//! vduse-blk: a virtio-blk device served from userspace through VDUSE.
+//! vduse-blk: a virtio-blk device served from userspace through VDUSE, on the [`vduse`]
+//! library (whose modules are re-exported here under their old paths).
 
 pub mod blk;
-pub mod device;
-pub mod inflight;
-pub mod memory;
 pub mod queue;
 pub mod size;
-pub mod uapi;
-pub mod vhost;
-pub mod virtio;
+
+pub use vduse::{chain, device, inflight, memory, uapi, vhost, virtio};

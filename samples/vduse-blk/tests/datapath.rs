@@ -7,12 +7,14 @@ use std::fs::File;
 use std::io;
 use std::os::fd::FromRawFd;
 use std::os::unix::fs::FileExt;
+use std::sync::atomic::{AtomicU32, Ordering};
 use std::sync::Arc;
 
+use vduse::vring::{Ring, Start, Transport, Vring, VringConfig};
 use vduse_blk::blk::{layout, walk_chain, Desc, Disk, Sg, WalkError};
 use vduse_blk::inflight::{InflightLog, LogHeader};
 use vduse_blk::memory::{Access, AddressSpace, IotlbMapping, IotlbSource, RangeError};
-use vduse_blk::queue::{Ring, Start, VqCore};
+use vduse_blk::queue;
 use vduse_blk::uapi::{VDUSE_ACCESS_RO, VDUSE_ACCESS_RW};
 use vduse_blk::virtio::*;
 use vm_memory::{Address, Bytes, GuestAddress, GuestMemoryMmap};
@@ -39,12 +41,21 @@ fn memfd(len: u64) -> File {
 
 struct FakeIotlb {
     entries: Vec<(u64, u64, u8, File)>,
-    lookups: std::cell::Cell<u32>,
+    lookups: AtomicU32,
+    /// Interrupts injected.
+    irqs: AtomicU32,
+}
+
+impl Transport for FakeIotlb {
+    fn inject_irq(&self, _index: u32) -> io::Result<()> {
+        self.irqs.fetch_add(1, Ordering::Relaxed);
+        Ok(())
+    }
 }
 
 impl IotlbSource for FakeIotlb {
     fn iotlb_get_fd(&self, _asid: u32, start: u64, last: u64) -> io::Result<Option<IotlbMapping>> {
-        self.lookups.set(self.lookups.get() + 1);
+        self.lookups.fetch_add(1, Ordering::Relaxed);
         for (s, l, p, f) in &self.entries {
             if *s <= last && *l >= start {
                 return Ok(Some(IotlbMapping {
@@ -61,7 +72,7 @@ impl IotlbSource for FakeIotlb {
 }
 
 struct Rig {
-    iotlb: FakeIotlb,
+    iotlb: Arc<FakeIotlb>,
     space: Arc<AddressSpace>,
     disk: Arc<Disk>,
     disk_file: File,
@@ -78,6 +89,7 @@ impl Rig {
                 (0x200000, 0x200fff, VDUSE_ACCESS_RO, memfd(0x1000)),
             ],
             lookups: Default::default(),
+            irqs: Default::default(),
         };
         let disk_file = memfd(DISK_SIZE);
         let pattern: Vec<u8> = (0..DISK_SIZE).map(|i| (i * 7 % 251) as u8).collect();
@@ -89,7 +101,7 @@ impl Rig {
             "vduse-test-serial-0123456789",
         ));
         Rig {
-            iotlb,
+            iotlb: Arc::new(iotlb),
             space: Arc::new(AddressSpace::new(0)),
             disk,
             disk_file,
@@ -118,19 +130,27 @@ impl Rig {
         .unwrap()
     }
 
-    fn core(&self, start: Start, event_idx: bool, log: Option<Arc<InflightLog>>) -> VqCore {
-        VqCore::new(
-            0,
-            QSIZE,
-            Self::ring(),
-            event_idx,
-            start,
+    fn core(&self, start: Start, event_idx: bool, log: Option<Arc<InflightLog>>) -> Vring {
+        Vring::new(
+            VringConfig {
+                index: 0,
+                max_size: QSIZE,
+                ring: Self::ring(),
+                event_idx,
+                start,
+            },
             self.space.clone(),
-            self.disk.clone(),
+            self.iotlb.clone(),
             log,
-            &self.iotlb,
         )
         .unwrap()
+    }
+
+    /// Serves the queue; whether the driver was interrupted.
+    fn serve(&self, v: &mut Vring) -> bool {
+        let before = self.iotlb.irqs.load(Ordering::Relaxed);
+        queue::serve(&self.disk, v).unwrap();
+        self.iotlb.irqs.load(Ordering::Relaxed) != before
     }
 
     fn write_desc(&self, table: u64, i: u16, addr: u64, len: u32, flags: u16, next: u16) {
@@ -242,10 +262,7 @@ fn read_write_flush_getid() {
     let (h4, s4) = rig.request(0x600, VIRTIO_BLK_T_GET_ID, 0, Some((idbuf, 20, true)));
     rig.publish(h4);
 
-    assert!(
-        core.process(&rig.iotlb).unwrap(),
-        "must notify without EVENT_IDX"
-    );
+    assert!(rig.serve(&mut core), "must notify without EVENT_IDX");
     assert_eq!(rig.used_idx(), 4);
     assert_eq!(rig.used_elem(0), (u32::from(h1), 1));
     assert_eq!(rig.used_elem(1), (u32::from(h2), 1025));
@@ -293,7 +310,7 @@ fn errors_and_unsupported() {
     let h4 = rig.chain(&[(BUF + 0x600, 16, false)]);
     rig.header(BUF + 0x600, VIRTIO_BLK_T_IN, 0);
     rig.publish(h4);
-    core.process(&rig.iotlb).unwrap();
+    rig.serve(&mut core);
     assert_eq!(rig.used_idx(), 4);
     assert_eq!(rig.status(s1), VIRTIO_BLK_S_IOERR);
     assert_eq!(rig.status(s2), VIRTIO_BLK_S_UNSUPP);
@@ -321,7 +338,7 @@ fn write_zeroes_and_discard() {
     // Two segments exceed max_write_zeroes_seg = 1.
     let (h3, s3) = rig.request(0x400, VIRTIO_BLK_T_WRITE_ZEROES, 0, Some((seg, 32, false)));
     rig.publish(h3);
-    core.process(&rig.iotlb).unwrap();
+    rig.serve(&mut core);
     assert_eq!(rig.status(s1), VIRTIO_BLK_S_OK);
     assert_eq!(rig.status(s2), VIRTIO_BLK_S_OK);
     assert_eq!(rig.status(s3), VIRTIO_BLK_S_IOERR);
@@ -343,7 +360,7 @@ fn read_only_disk_refuses_writes() {
     rig.publish(h1);
     let (h2, s2) = rig.request(0x200, VIRTIO_BLK_T_IN, 0, Some((BUF + 0x2000, 512, true)));
     rig.publish(h2);
-    core.process(&rig.iotlb).unwrap();
+    rig.serve(&mut core);
     assert_eq!(rig.status(s1), VIRTIO_BLK_S_IOERR);
     assert_eq!(rig.status(s2), VIRTIO_BLK_S_OK);
     let mut got = vec![0u8; 512];
@@ -398,7 +415,7 @@ fn indirect_split_header_and_lazy_iotlb() {
     assert_eq!(e, Err(WalkError::Range(RangeError::Unmapped(FAR))));
     drop(mem);
 
-    core.process(&rig.iotlb).unwrap();
+    rig.serve(&mut core);
     assert_eq!(
         rig.space.num_regions(),
         regions_after_setup + 1,
@@ -427,7 +444,7 @@ fn unmapped_and_read_only_buffers_fail_the_request_only() {
     rig.publish(h2);
     let (h3, s3) = rig.request(0x400, VIRTIO_BLK_T_IN, 0, Some((BUF + 0x1000, 512, true)));
     rig.publish(h3);
-    core.process(&rig.iotlb).unwrap();
+    rig.serve(&mut core);
     assert_eq!(rig.used_idx(), 3);
     assert_eq!(rig.used_elem(0), (u32::from(h1), 0));
     assert_eq!(rig.used_elem(1), (u32::from(h2), 0));
@@ -559,15 +576,12 @@ fn event_idx_suppresses_notifications() {
     let (h1, _) = rig.request(0, VIRTIO_BLK_T_FLUSH, 0, None);
     rig.publish(h1);
     assert!(
-        !core.process(&rig.iotlb).unwrap(),
+        !rig.serve(&mut core),
         "used 0->1 does not cross used_event 1"
     );
     let (h2, _) = rig.request(0x200, VIRTIO_BLK_T_FLUSH, 0, None);
     rig.publish(h2);
-    assert!(
-        core.process(&rig.iotlb).unwrap(),
-        "used 1->2 crosses used_event 1"
-    );
+    assert!(rig.serve(&mut core), "used 1->2 crosses used_event 1");
     // The device published avail_event = next_avail for the driver.
     let avail_event: u16 = rig
         .drv()
@@ -575,7 +589,7 @@ fn event_idx_suppresses_notifications() {
         .unwrap();
     assert_eq!(avail_event, 2);
     // Nothing new: no notification.
-    assert!(!core.process(&rig.iotlb).unwrap());
+    assert!(!rig.serve(&mut core));
 }
 
 #[test]
@@ -601,7 +615,7 @@ fn reattach_resubmits_inflight_requests_once() {
         rig.publish(r.0);
         reqs.push(r);
     }
-    a.process(&rig.iotlb).unwrap();
+    rig.serve(&mut a);
     assert_eq!(rig.used_idx(), 2);
     assert_eq!(log.inflight_count(0), 0);
 
@@ -633,11 +647,8 @@ fn reattach_resubmits_inflight_requests_once() {
     rig.space = Arc::new(AddressSpace::new(0));
     let mut b = rig.core(Start::Reattach, false, Some(log.clone()));
     assert_eq!(b.next_avail(), 4, "2 used + 2 in flight");
-    assert_eq!(
-        b.resubmit.iter().copied().collect::<Vec<_>>(),
-        vec![reqs[2].0, reqs[3].0]
-    );
-    b.process(&rig.iotlb).unwrap();
+    assert_eq!(b.resubmissions(), vec![reqs[2].0, reqs[3].0]);
+    rig.serve(&mut b);
     assert_eq!(rig.used_idx(), 5, "each request completed exactly once");
     let ids: Vec<u32> = (0..5).map(|n| rig.used_elem(n).0).collect();
     assert_eq!(ids, reqs.iter().map(|r| u32::from(r.0)).collect::<Vec<_>>());

@@ -40,8 +40,11 @@ pub struct Control {
 }
 
 impl Control {
+    /// Path of the VDUSE control node.
     pub const PATH: &'static str = "/dev/vduse/control";
 
+    /// Open the control node read-write (close-on-exec); `ENOENT` usually means the `vduse`
+    /// module is not loaded.
     pub fn open() -> io::Result<Self> {
         let file = OpenOptions::new()
             .read(true)
@@ -59,6 +62,8 @@ impl Control {
         Ok(v)
     }
 
+    /// `VDUSE_SET_API_VERSION`: devices created through this fd afterwards use API `v`;
+    /// `EINVAL` if the kernel does not know that version.
     pub fn set_api_version(&self, v: u64) -> io::Result<()> {
         let mut v = v;
         // SAFETY: _IOW(u64).
@@ -73,6 +78,8 @@ impl Control {
         Ok(v)
     }
 
+    /// `VDUSE_SET_FEATURES`: enable the VDUSE features `f` (bits `1 << VDUSE_F_*`, a subset of
+    /// [`Control::get_features`]) for devices created through this fd afterwards.
     pub fn set_features(&self, f: u64) -> io::Result<()> {
         let mut v = f;
         // SAFETY: _IOW(u64).
@@ -94,6 +101,8 @@ impl Control {
         .map(drop)
     }
 
+    /// `VDUSE_DESTROY_DEV` of device `name`: `EBUSY` while its node is open or it is still
+    /// bound to the vDPA bus; an invalid name fails with `InvalidInput` before the ioctl.
     pub fn destroy_dev(&self, name: &str) -> io::Result<()> {
         let mut n = name_bytes(name)?;
         // SAFETY: _IOW(char[256]).
@@ -131,6 +140,7 @@ pub struct Device {
 }
 
 impl Device {
+    /// The node of device `name`, `/dev/vduse/$NAME` (the name is not validated).
     pub fn path(name: &str) -> String {
         format!("/dev/vduse/{name}")
     }
@@ -149,6 +159,49 @@ impl Device {
             umem_buf: Mutex::new(None),
             data_gate: RwLock::new(()),
         })
+    }
+
+    /// A device on an already open file: for tests, where a socket stands in for the node
+    /// (the message channel works, the ioctls fail).
+    pub fn from_file(file: File, api_version: u64) -> Self {
+        Device {
+            file,
+            api_version,
+            umem: false,
+            umem_buf: Mutex::new(None),
+            data_gate: RwLock::new(()),
+        }
+    }
+
+    /// `VDUSE_DEV_SET_CONFIG`: `data` at `offset` of the config space.
+    pub fn set_config(&self, offset: u32, data: &[u8]) -> io::Result<()> {
+        let hdr = std::mem::size_of::<ConfigData>();
+        // u64 words: the buffer is aligned for the header.
+        let mut buf = vec![0u64; (hdr + data.len()).div_ceil(8)];
+        let length = u32::try_from(data.len())
+            .map_err(|_| io::Error::new(io::ErrorKind::InvalidInput, "config too large"))?;
+        let h = ConfigData { offset, length };
+        // SAFETY: `buf` holds the header and `data.len()` bytes after it; both are plain bytes.
+        unsafe {
+            let p = buf.as_mut_ptr().cast::<u8>();
+            std::ptr::write_unaligned(p.cast::<ConfigData>(), h);
+            std::ptr::copy_nonoverlapping(data.as_ptr(), p.add(hdr), data.len());
+            ioctl(&self.file, VDUSE_DEV_SET_CONFIG, buf.as_mut_ptr())
+        }
+        .map(drop)
+    }
+
+    /// `VDUSE_DEV_INJECT_CONFIG_IRQ`: tells the driver the config space changed.
+    pub fn inject_config_irq(&self) -> io::Result<()> {
+        // SAFETY: _IO: no argument.
+        unsafe {
+            ioctl(
+                &self.file,
+                VDUSE_DEV_INJECT_CONFIG_IRQ,
+                std::ptr::null_mut::<u8>(),
+            )
+        }
+        .map(drop)
     }
 
     /// With `on`, the bounce buffer is registered from our own memory when first mapped.
@@ -220,10 +273,12 @@ impl Device {
         Ok(true)
     }
 
+    /// The VDUSE API version given when the device was opened (not asked of the kernel).
     pub fn api_version(&self) -> u64 {
         self.api_version
     }
 
+    /// The raw fd of the device node, to poll for control messages; it stays owned by `self`.
     pub fn raw_fd(&self) -> i32 {
         self.file.as_raw_fd()
     }
@@ -236,6 +291,8 @@ impl Device {
         Ok(v)
     }
 
+    /// `VDUSE_VQ_SETUP`: queue `index` gets at most `max_size` descriptors and belongs to
+    /// virtqueue group `group` (API >= 1 only; pass 0 otherwise).
     pub fn vq_setup(&self, index: u32, max_size: u16, group: u32) -> io::Result<()> {
         let mut c = VqConfig {
             index,
@@ -247,6 +304,8 @@ impl Device {
         unsafe { ioctl(&self.file, VDUSE_VQ_SETUP, &mut c) }.map(drop)
     }
 
+    /// `VDUSE_VQ_GET_INFO`: how the driver set up queue `index` (size, ring IOVAs, avail
+    /// index, ready).
     pub fn vq_info(&self, index: u32) -> io::Result<VqInfo> {
         let mut i = VqInfo {
             index,
@@ -257,12 +316,15 @@ impl Device {
         Ok(i)
     }
 
+    /// `VDUSE_VQ_SETUP_KICKFD`: the kernel signals eventfd `fd` when the driver kicks queue
+    /// `index`; `VDUSE_EVENTFD_DEASSIGN` removes it.
     pub fn vq_setup_kickfd(&self, index: u32, fd: i32) -> io::Result<()> {
         let mut e = VqEventfd { index, fd };
         // SAFETY: _IOW(struct vduse_vq_eventfd).
         unsafe { ioctl(&self.file, VDUSE_VQ_SETUP_KICKFD, &mut e) }.map(drop)
     }
 
+    /// `VDUSE_VQ_INJECT_IRQ`: interrupts the driver for queue `index` (new used buffers).
     pub fn vq_inject_irq(&self, index: u32) -> io::Result<()> {
         let mut i = index;
         // SAFETY: _IOW(u32).
@@ -291,6 +353,7 @@ impl Device {
         Ok(Some(req))
     }
 
+    /// Write the reply to one control message; a short write is a `WriteZero` error.
     pub fn write_response(&self, resp: &DevResponse) -> io::Result<()> {
         let b = resp.as_bytes();
         // SAFETY: valid buffer.

@@ -29,7 +29,9 @@ use std::path::Path;
 use std::sync::atomic::{fence, AtomicU16, AtomicU32, AtomicU64, AtomicU8, Ordering};
 use std::sync::Arc;
 
+/// The first 8 bytes of a log file.
 pub const MAGIC: [u8; 8] = *b"VDUSEBLK";
+/// The layout version, stored after [`MAGIC`]; [`InflightLog::open`] refuses any other.
 pub const VERSION: u32 = 1;
 const HDR_SIZE: usize = 64;
 const VQ_HDR_SIZE: usize = 32;
@@ -38,18 +40,27 @@ const DESC_SIZE: usize = 16;
 /// What the log records about the device it belongs to; checked on re-attach.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub struct LogHeader {
+    /// Number of virtqueues.
     pub num_queues: u32,
+    /// Size of every virtqueue, in descriptors.
     pub queue_size: u32,
+    /// The VDUSE API version the device was created with.
     pub api_version: u32,
+    /// The VDUSE features enabled for the device (bits `1 << VDUSE_F_*`).
     pub vduse_features: u64,
+    /// The virtio features the device offers.
     pub device_features: u64,
+    /// The device's identity value (`DeviceSpec::identity`; for vduse-blk, the disk capacity
+    /// in bytes).
     pub capacity: u64,
 }
 
 /// Per-queue recovery result.
 #[derive(Debug, PartialEq, Eq)]
 pub struct Recovery {
+    /// The avail ring index to resume taking heads at (used index + heads in flight).
     pub next_avail: u16,
+    /// The used ring index to resume completing at (the used index in guest memory).
     pub next_used: u16,
     /// Heads to resubmit, oldest first.
     pub resubmit: Vec<u16>,
@@ -58,14 +69,18 @@ pub struct Recovery {
     pub completed_at_crash: Option<u16>,
 }
 
+/// Size in bytes of one queue's area of the log: the queue header and `queue_size`
+/// descriptor slots, padded to 64 bytes.
 pub fn vq_area_size(queue_size: u32) -> usize {
     (VQ_HDR_SIZE + DESC_SIZE * queue_size as usize).div_ceil(64) * 64
 }
 
+/// Size in bytes of the whole log file: the header and `num_queues` queue areas.
 pub fn log_size(num_queues: u32, queue_size: u32) -> usize {
     HDR_SIZE + num_queues as usize * vq_area_size(queue_size)
 }
 
+/// An open reconnect log, mapped shared; each queue's area is written by one thread at a time.
 pub struct InflightLog {
     base: *mut u8,
     len: usize,
@@ -198,6 +213,7 @@ impl InflightLog {
         Ok(Arc::new(log))
     }
 
+    /// The header written by [`InflightLog::create`] or decoded by [`InflightLog::open`].
     pub fn header(&self) -> LogHeader {
         self.hdr
     }

@@ -24,10 +24,15 @@ use crate::uapi::{VDUSE_ACCESS_RO, VDUSE_ACCESS_RW, VDUSE_ACCESS_WO};
 /// One IOTLB entry as returned by `VDUSE_IOTLB_GET_FD(2)`.
 #[derive(Debug)]
 pub struct IotlbMapping {
+    /// The file backing the entry (from the device: the new fd the ioctl returned).
     pub file: File,
+    /// Offset in `file` of the byte at IOVA `start`.
     pub offset: u64,
+    /// First IOVA of the entry.
     pub start: u64,
+    /// Last IOVA of the entry (inclusive).
     pub last: u64,
+    /// Access the driver granted: `VDUSE_ACCESS_RO`, `VDUSE_ACCESS_WO` or `VDUSE_ACCESS_RW`.
     pub perm: u8,
 }
 
@@ -56,7 +61,10 @@ struct Region {
 /// Access the data path needs on a range.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Access {
+    /// The device reads the range (a driver-written buffer, the descriptor table or avail ring,
+    /// an indirect table).
     Read,
+    /// The device writes the range (a device-writable buffer, the used ring).
     Write,
 }
 
@@ -71,7 +79,9 @@ pub enum RangeError {
     Overflow,
 }
 
+/// One VDUSE address space: its IOTLB entries mapped into our memory.
 pub struct AddressSpace {
+    /// The address space id (ASID) whose entries are mapped here.
     pub asid: u32,
     mem: GuestMemoryAtomic<GuestMemoryMmap>,
     regions: Mutex<Vec<Region>>,
@@ -95,6 +105,7 @@ fn perm_allows(perm: u8, access: Access) -> bool {
 }
 
 impl AddressSpace {
+    /// An empty space for address space `asid`: nothing mapped yet.
     pub fn new(asid: u32) -> Self {
         AddressSpace {
             asid,

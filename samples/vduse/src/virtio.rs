@@ -4,6 +4,7 @@
 
 #![allow(missing_docs)]
 
+pub const VIRTIO_ID_NET: u32 = 1;
 pub const VIRTIO_ID_BLOCK: u32 = 2;
 
 // Device status bits.
@@ -107,4 +108,42 @@ impl BlkConfig {
 
 pub const fn bit(b: u32) -> u64 {
     1u64 << b
+}
+
+// virtio-net (`include/uapi/linux/virtio_net.h`).
+pub const VIRTIO_NET_F_CSUM: u32 = 0;
+pub const VIRTIO_NET_F_GUEST_CSUM: u32 = 1;
+pub const VIRTIO_NET_F_MTU: u32 = 3;
+pub const VIRTIO_NET_F_MAC: u32 = 5;
+pub const VIRTIO_NET_F_MRG_RXBUF: u32 = 15;
+pub const VIRTIO_NET_F_STATUS: u32 = 16;
+pub const VIRTIO_NET_F_CTRL_VQ: u32 = 17;
+pub const VIRTIO_NET_F_MQ: u32 = 22;
+/// `status` of the config space: the link is up.
+pub const VIRTIO_NET_S_LINK_UP: u16 = 1;
+/// `struct virtio_net_hdr_v1` (with `VIRTIO_F_VERSION_1` the header always has `num_buffers`).
+pub const VIRTIO_NET_HDR_LEN: usize = 12;
+/// Offset of `status` in `struct virtio_net_config`.
+pub const VIRTIO_NET_CONFIG_STATUS: u32 = 6;
+
+/// The first fields of `struct virtio_net_config` (up to `mtu`: what the features offered
+/// here describe).
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct NetConfig {
+    pub mac: [u8; 6],
+    pub status: u16,
+    pub max_virtqueue_pairs: u16,
+    pub mtu: u16,
+}
+
+impl NetConfig {
+    /// The config space bytes (little endian).
+    pub fn to_bytes(&self) -> Vec<u8> {
+        let mut b = self.mac.to_vec();
+        b.extend_from_slice(&self.status.to_le_bytes());
+        b.extend_from_slice(&self.max_virtqueue_pairs.to_le_bytes());
+        b.extend_from_slice(&self.mtu.to_le_bytes());
+        b
+    }
 }

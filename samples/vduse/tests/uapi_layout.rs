@@ -9,8 +9,8 @@ use std::mem::{offset_of, size_of};
 use std::path::PathBuf;
 use std::process::Command;
 
-use vduse_blk::uapi::*;
-use vduse_blk::virtio::*;
+use vduse::uapi::*;
+use vduse::virtio::*;
 
 fn repo_uapi_dir() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../include/uapi")
@@ -260,11 +260,11 @@ fn checks() -> Vec<(String, String, u64)> {
     }
 
     // virtio constants and the virtio-blk config layout (system headers).
-    for (name, val) in vduse_blk::vhost::IOCTLS {
+    for (name, val) in vduse::vhost::IOCTLS {
         addc(name, u64::from(*val));
     }
     {
-        use vduse_blk::vhost::*;
+        use vduse::vhost::*;
         addc("VHOST_IOTLB_MSG_V2", u64::from(VHOST_IOTLB_MSG_V2));
         addc("VHOST_IOTLB_UPDATE", u64::from(VHOST_IOTLB_UPDATE));
         addc("VHOST_IOTLB_INVALIDATE", u64::from(VHOST_IOTLB_INVALIDATE));
