@@ -9,6 +9,11 @@
 #   make check           set everything up and run the whole test suite (what CI runs)
 #   make bootstrap       install the toolchain and build the test kernel (idempotent)
 #   make bench           C vduse.ko against vduse_rs.ko in one VM boot (fio QD1/QD16, chart)
+#   make install         install vduse_rs.ko for KDIR's kernel (/lib/modules/KREL/updates/) and
+#                        run depmod; INSTALL_MOD_PATH=DIR stages under DIR instead (no depmod);
+#                        STANDIN=1 also installs tools/modprobe.d/vduse-rs.conf, so that
+#                        `modprobe vduse` loads vduse_rs
+#   make uninstall       remove both again (same variables)
 #
 # This file is read by make directly; Kbuild (next to it) is what the kernel build reads.
 
@@ -18,7 +23,14 @@ KMAKE := $(ROOT)/tools/kmake
 
 RUST_SOURCES := $(wildcard $(ROOT)/rust/*.rs)
 
-.PHONY: all modules clean check-style fmt clippy bootstrap check demo kernel bench
+.PHONY: all modules clean check-style fmt clippy bootstrap check demo kernel bench install uninstall
+
+# Kbuild's default for external modules; INSTALL_MOD_PATH stages into a root filesystem.
+INSTALL_MOD_DIR ?= updates
+INSTALL_MOD_PATH ?=
+KREL = $(shell cat $(KDIR)/include/config/kernel.release 2>/dev/null)
+MODDIR = $(INSTALL_MOD_PATH)/lib/modules/$(KREL)/$(INSTALL_MOD_DIR)
+MODPROBE_CONF = $(INSTALL_MOD_PATH)/etc/modprobe.d/vduse-rs.conf
 
 all: modules
 
@@ -55,3 +67,26 @@ bench: bootstrap
 check: bootstrap
 	$(MAKE) -C $(ROOT) modules KDIR=$$($(ROOT)/tools/kdir)
 	$(ROOT)/tools/testing/run-all
+
+# modules_install (with kbuild's own depmod turned off, so that a staged install does not run it
+# against a tree without the kernel's modules), then depmod for a real install.
+install: modules
+	@test -n "$(KREL)" || { echo "no kernel release in $(KDIR)" >&2; exit 1; }
+	$(KMAKE) $(KDIR) modules_install INSTALL_MOD_DIR=$(INSTALL_MOD_DIR) \
+		INSTALL_MOD_PATH=$(INSTALL_MOD_PATH) DEPMOD=true
+	$(if $(STANDIN),install -D -m 0644 $(ROOT)/tools/modprobe.d/vduse-rs.conf $(MODPROBE_CONF))
+	@if [ -n "$(INSTALL_MOD_PATH)" ]; then \
+		echo "staged $(MODDIR)/vduse_rs.ko: depmod not run (on the target: depmod -a $(KREL))"; \
+	else \
+		echo "depmod -a $(KREL)"; depmod -a $(KREL); \
+	fi
+
+uninstall:
+	@test -n "$(KREL)" || { echo "no kernel release in $(KDIR)" >&2; exit 1; }
+	rm -f $(MODDIR)/vduse_rs.ko $(MODDIR)/vduse_rs.ko.xz $(MODDIR)/vduse_rs.ko.zst $(MODDIR)/vduse_rs.ko.gz
+	rm -f $(MODPROBE_CONF)
+	@if [ -n "$(INSTALL_MOD_PATH)" ]; then \
+		echo "unstaged from $(MODDIR): depmod not run"; \
+	else \
+		echo "depmod -a $(KREL)"; depmod -a $(KREL); \
+	fi

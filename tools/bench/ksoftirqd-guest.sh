@@ -10,7 +10,7 @@
 # Prints the context switches of all ksoftirqd threads during the reads.
 set -euo pipefail
 : "${VDUSE_RS_ROOT:?}" "${VM_OUT:?}"
-BIN=$VDUSE_RS_ROOT/samples/vduse-blk/target/release/vduse-blk
+BIN=$VDUSE_RS_ROOT/samples/target/release/vduse-blk
 READS=${READS:-10000}
 name=ksirq
 "$BIN" --name $name --size 64M --queues 1 >"$VM_OUT/ksoftirqd-daemon.log" 2>&1 &

@@ -8,7 +8,7 @@
 set -euo pipefail
 : "${VDUSE_RS_ROOT:?}" "${VM_OUT:?}"
 . "$VDUSE_RS_ROOT/tools/lib/vduse-module.sh"
-BIN=$VDUSE_RS_ROOT/samples/vduse-blk/target/release/vduse-blk
+BIN=$VDUSE_RS_ROOT/samples/target/release/vduse-blk
 RUNTIME=${BENCH_RUNTIME:-20}
 out=$VM_OUT/bench.json
 rm -f "$VM_OUT/bench.lines"

@@ -4,7 +4,7 @@
 # daemon serves a RAM-backed virtio-blk disk; format it, write and read a file, tear
 # everything down.
 set -eu
-bin=$VDUSE_RS_ROOT/samples/vduse-blk/target/release/vduse-blk
+bin=$VDUSE_RS_ROOT/samples/target/release/vduse-blk
 name=demo0
 mnt=$(mktemp -d)
 echo "== starting: vduse-blk --name $name --size 64M (RAM)"
@@ -35,3 +35,35 @@ vdpa dev del "$name"
 kill -TERM "$daemon"
 wait "$daemon"
 [ ! -e "/dev/vduse/$name" ] && echo "== /dev/vduse/$name is gone: clean"
+
+# The network device: samples/vduse-net in its own network namespace, its TAP the other end
+# of the VDUSE interface.
+net=$VDUSE_RS_ROOT/samples/target/release/vduse-net
+modprobe virtio_net
+ip netns add demo-peer
+echo "== starting (in netns demo-peer): vduse-net --name demonet --tap demotap0"
+ip netns exec demo-peer "$net" --name demonet --tap demotap0 2>"$VM_OUT/demo-vduse-net.log" &
+netd=$!
+for _ in $(seq 100); do [ -c /dev/vduse/demonet ] && break; sleep 0.1; done
+echo "== vdpa dev add name demonet mgmtdev vduse"
+vdpa dev add name demonet mgmtdev vduse
+ifc=
+for _ in $(seq 300); do
+	for n in /sys/bus/vdpa/devices/demonet/virtio*/net/*; do [ -e "$n" ] && ifc=${n##*/}; done
+	[ -n "$ifc" ] && break
+	sleep 0.1
+done
+[ -n "$ifc" ] || { echo "no network interface appeared"; exit 1; }
+ip addr add 10.78.0.1/24 dev "$ifc"
+ip link set "$ifc" up
+ip netns exec demo-peer ip addr add 10.78.0.2/24 dev demotap0
+ip netns exec demo-peer ip link set demotap0 up
+echo "== $ifc ($(cat /sys/class/net/$ifc/address), MTU $(cat /sys/class/net/$ifc/mtu)) is 10.78.0.1; the TAP in demo-peer is 10.78.0.2"
+for _ in $(seq 30); do ping -c 1 -W 1 10.78.0.2 >/dev/null 2>&1 && break; done
+ping -c 3 -i 0.2 10.78.0.2 | grep -E "bytes from|packet loss"
+echo "== teardown: vdpa dev del, SIGTERM the daemon"
+vdpa dev del demonet
+kill -TERM "$netd"
+wait "$netd"
+ip netns del demo-peer
+[ ! -e /dev/vduse/demonet ] && echo "== /dev/vduse/demonet is gone: clean"

@@ -18,7 +18,7 @@ set -u -o pipefail
 MODULE=${2:-rs}
 [ "${1:-}" = --module ] || { echo "usage: $0 --module c|rs" >&2; exit 2; }
 ROOT=${VDUSE_RS_ROOT:-$(cd "$(dirname "$0")/../../.." && pwd)}
-BIN=$ROOT/samples/vduse-blk/target/release/vduse-blk
+BIN=$ROOT/samples/target/release/vduse-blk
 CYCLES=${READD_CYCLES:-100}
 kmemleak=/sys/kernel/debug/kmemleak
 rc=0 n=0

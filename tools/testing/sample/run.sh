@@ -7,7 +7,7 @@
 #
 #   tools/vm-run --module c -- tools/testing/sample/run.sh --module c
 #
-# Build the daemon on the host first: (cd samples/vduse-blk && cargo build --release).
+# Build the daemon on the host first: (cd samples && cargo build --release).
 # Prints KTAP; exits non-zero if a case failed. Daemon logs go to $VM_OUT/sample/.
 # SAMPLE_CASES="case ..." runs only those cases.
 set -u
@@ -28,8 +28,8 @@ done
 case $MODULE in c | rs) ;; *) echo "run.sh: --module must be c or rs" >&2; exit 2 ;; esac
 
 ROOT=${VDUSE_RS_ROOT:-$(cd "$(dirname "$0")/../../.." && pwd)}
-BIN=$ROOT/samples/vduse-blk/target/release/vduse-blk
-POKE=$ROOT/samples/vduse-blk/target/release/vdpa-poke
+BIN=$ROOT/samples/target/release/vduse-blk
+POKE=$ROOT/samples/target/release/vdpa-poke
 LOGDIR=${VM_OUT:-/tmp}/sample
 WORK=/tmp/vduse-sample.$$
 
@@ -57,8 +57,8 @@ bail() {
 	exit 1
 }
 [ "$(id -u)" = 0 ] || bail "must run as root (inside the test VM)"
-[ -x "$BIN" ] || bail "$BIN is missing: build it on the host first: (cd samples/vduse-blk && cargo build --release)"
-[ -x "$POKE" ] || bail "$POKE is missing: build it on the host first: (cd samples/vduse-blk && cargo build --release)"
+[ -x "$BIN" ] || bail "$BIN is missing: build it on the host first: (cd samples && cargo build --release)"
+[ -x "$POKE" ] || bail "$POKE is missing: build it on the host first: (cd samples && cargo build --release)"
 [ -e /dev/vduse/control ] || bail "/dev/vduse/control is missing: no VDUSE module loaded"
 for t in vdpa mkfs.ext4 fsck.ext4 fio cmp timeout; do
 	command -v "$t" >/dev/null || bail "$t not found"
@@ -318,7 +318,7 @@ case_reconnect_inflight_windows() {
 	local name=sample-win dev fio_pid rc img=$WORK/win.img log=$WORK/win.reconnect
 	local args=(--file "$img" --size 64M --queues 1 --reconnect-log "$log")
 	local mode expect
-	DAEMON_ENV=(VDUSE_BLK_CRASH_AT=taken:300)
+	DAEMON_ENV=(VDUSE_CRASH_AT=taken:300)
 	start_daemon $name reconnect_windows "${args[@]}" || return 1
 	add_vdpa $name || return 1
 	dev=$BLKDEV
@@ -331,12 +331,12 @@ case_reconnect_inflight_windows() {
 			return 1
 		fi
 		wait "$DAEMON_PID" 2>/dev/null
-		cur_log | grep "VDUSE_BLK_CRASH_AT" | sed 's/^/#   /'
+		cur_log | grep "VDUSE_CRASH_AT" | sed 's/^/#   /'
 		kill -0 $fio_pid 2>/dev/null || { note "fio ended before the crash"; return 1; }
 		expect="resubmitting 1 in-flight"
-		[ "${DAEMON_ENV[0]}" = "VDUSE_BLK_CRASH_AT=published:500" ] &&
+		[ "${DAEMON_ENV[0]}" = "VDUSE_CRASH_AT=published:500" ] &&
 			expect="was completed just before the crash"
-		if [ "$mode" = none ]; then DAEMON_ENV=(); else DAEMON_ENV=("VDUSE_BLK_CRASH_AT=$mode"); fi
+		if [ "$mode" = none ]; then DAEMON_ENV=(); else DAEMON_ENV=("VDUSE_CRASH_AT=$mode"); fi
 		start_daemon $name reconnect_windows "${args[@]}" || return 1
 		cur_log | grep -E "vq 0: (started|request)" | sed 's/^/#   /'
 		if ! cur_log | grep -q "$expect"; then
@@ -481,9 +481,9 @@ for c in "${CASES[@]}"; do
 	DAEMON_LOG=
 	DAEMON_ENV=()
 	if "case_$c"; then
-		echo "ok $n - $c"
+		echo "ok $n sample/$c"
 	else
-		echo "not ok $n - $c"
+		echo "not ok $n sample/$c"
 		failed=$((failed + 1))
 	fi
 	cleanup
