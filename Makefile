@@ -11,7 +11,7 @@
 #   make bench           C vduse.ko against vduse_rs.ko in one VM boot (fio QD1/QD16, chart)
 #   make install         install vduse_rs.ko for KDIR's kernel (/lib/modules/KREL/updates/) and
 #                        run depmod; INSTALL_MOD_PATH=DIR stages under DIR instead (no depmod);
-#                        STANDIN=1 also installs tools/modprobe.d/vduse-rs.conf, so that
+#                        STANDIN=1 also installs tools/modprobe/vduse-rs.conf, so that
 #                        `modprobe vduse` loads vduse_rs
 #   make uninstall       remove both again (same variables)
 #
@@ -74,7 +74,7 @@ install: modules
 	@test -n "$(KREL)" || { echo "no kernel release in $(KDIR)" >&2; exit 1; }
 	$(KMAKE) $(KDIR) modules_install INSTALL_MOD_DIR=$(INSTALL_MOD_DIR) \
 		INSTALL_MOD_PATH=$(INSTALL_MOD_PATH) DEPMOD=true
-	$(if $(STANDIN),install -D -m 0644 $(ROOT)/tools/modprobe.d/vduse-rs.conf $(MODPROBE_CONF))
+	$(if $(STANDIN),install -D -m 0644 $(ROOT)/tools/modprobe/vduse-rs.conf $(MODPROBE_CONF))
 	@if [ -n "$(INSTALL_MOD_PATH)" ]; then \
 		echo "staged $(MODDIR)/vduse_rs.ko: depmod not run (on the target: depmod -a $(KREL))"; \
 	else \
