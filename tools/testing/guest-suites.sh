@@ -37,6 +37,10 @@ for suite in "$@"; do
 	*) echo "guest-suites.sh: unknown suite $suite" >&2; exit 2 ;;
 	esac
 	echo "# ==== $suite on $module (limit ${limit}s)"
+	# Every suite starts from the VM's initial vDPA drivers: virtio_vdpa, not vhost_vdpa (with
+	# both loaded a new device may bind to vhost_vdpa; the sample's vhost case loads it).
+	modprobe -r vhost_vdpa 2>/dev/null
+	modprobe virtio_vdpa
 	t0=$SECONDS
 	timeout --kill-after=15 "$limit" "${cmd[@]}"
 	rc=$?

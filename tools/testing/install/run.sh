@@ -42,18 +42,29 @@ mk() { make -s -C "$root" -o modules KDIR="$kdir" "$@"; }
 dep_line() { grep "^updates/vduse_rs.ko:" "$mods/modules.dep"; }
 loaded() { grep -q "^$1 " /proc/modules; }
 
-point make-install sh -c "$(declare -f mk); mk install && test -f $mods/updates/vduse_rs.ko"
-point modules-dep sh -c "$(declare -f dep_line); dep_line | grep 'vdpa.ko' | grep -q 'vhost_iotlb.ko'"
-point modprobe sh -c "modprobe vduse_rs && grep -q '^vduse_rs ' /proc/modules && \
-	grep -q '^vdpa ' /proc/modules && grep -q '^vhost_iotlb ' /proc/modules && test -c /dev/vduse/control"
-point modprobe-r sh -c "modprobe -r vduse_rs && ! grep -q '^vduse_rs ' /proc/modules && \
-	test ! -e /dev/vduse/control"
-point standin sh -c "$(declare -f mk); mk install STANDIN=1 && test -f /etc/modprobe.d/vduse-rs.conf && \
-	modprobe vduse && grep -q '^vduse_rs ' /proc/modules && ! grep -q '^vduse ' /proc/modules && \
-	test -c /dev/vduse/control && modprobe -r vduse_rs"
-point uninstall sh -c "$(declare -f mk dep_line); mk uninstall && test ! -e $mods/updates/vduse_rs.ko && \
-	test ! -e /etc/modprobe.d/vduse-rs.conf && ! dep_line"
+t_make_install() { mk install && test -f "$mods/updates/vduse_rs.ko"; }
+t_modules_dep() { dep_line | grep 'vdpa.ko' | grep -q 'vhost_iotlb.ko'; }
+t_modprobe() {
+	modprobe vduse_rs && loaded vduse_rs && loaded vdpa && loaded vhost_iotlb &&
+		test -c /dev/vduse/control
+}
+t_modprobe_r() { modprobe -r vduse_rs && ! loaded vduse_rs && test ! -e /dev/vduse/control; }
+t_standin() {
+	mk install STANDIN=1 && test -f /etc/modprobe.d/vduse-rs.conf && modprobe vduse &&
+		loaded vduse_rs && ! loaded vduse && test -c /dev/vduse/control && modprobe -r vduse_rs
+}
+t_uninstall() {
+	mk uninstall && test ! -e "$mods/updates/vduse_rs.ko" &&
+		test ! -e /etc/modprobe.d/vduse-rs.conf && ! dep_line
+}
 # With the stand-in gone, `modprobe vduse` is the C module again.
-point c-module-again sh -c "modprobe vduse && grep -q '^vduse ' /proc/modules && \
-	! grep -q '^vduse_rs ' /proc/modules && modprobe -r vduse"
+t_c_module_again() { modprobe vduse && loaded vduse && ! loaded vduse_rs && modprobe -r vduse; }
+
+point make-install t_make_install
+point modules-dep t_modules_dep
+point modprobe t_modprobe
+point modprobe-r t_modprobe_r
+point standin t_standin
+point uninstall t_uninstall
+point c-module-again t_c_module_again
 exit $fail
