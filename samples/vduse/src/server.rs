@@ -434,7 +434,8 @@ impl<B: Backend> Server<B> {
         if !spec.queue_size.is_power_of_two() {
             return Err(Error::InvalidConfig("queue size: a power of two".into()));
         }
-        thread_sets(&*backend, spec.num_queues)?;
+        // Checked before the kernel is asked for anything.
+        let sets = thread_sets(&*backend, spec.num_queues)?;
         // Before any queue thread exists, so that every thread inherits the mask.
         let sigfd = block_signals(&[libc::SIGINT, libc::SIGTERM, libc::SIGUSR1, libc::SIGUSR2])
             .map_err(|e| Error::io("signalfd", e))?;
@@ -555,7 +556,7 @@ impl<B: Backend> Server<B> {
                 }
             }
         }
-        let mut s = Self::assemble(spec, backend, Some(ctrl), dev, negotiated, sigfd)?;
+        let mut s = Self::assemble(spec, backend, sets, Some(ctrl), dev, negotiated, sigfd);
         s.log = log;
         s.reattached = reattached;
         if reattached {
@@ -583,21 +584,30 @@ impl<B: Backend> Server<B> {
             reconnect_log: None,
             ..spec
         };
-        Self::assemble(spec, backend, None, Arc::new(dev), negotiated, sigfd)
+        let sets = thread_sets(&*backend, spec.num_queues)?;
+        Ok(Self::assemble(
+            spec,
+            backend,
+            sets,
+            None,
+            Arc::new(dev),
+            negotiated,
+            sigfd,
+        ))
     }
 
     fn assemble(
         spec: DeviceSpec,
         backend: Arc<B>,
+        sets: Vec<u64>,
         ctrl: Option<Control>,
         dev: Arc<Device>,
         negotiated: Negotiated,
         sigfd: OwnedFd,
-    ) -> Result<Self> {
-        let sets = thread_sets(&*backend, spec.num_queues)?;
+    ) -> Self {
         let nq = usize::from(spec.num_queues);
         let nsets = sets.len();
-        Ok(Server {
+        Server {
             spec,
             backend,
             ctrl,
@@ -616,7 +626,7 @@ impl<B: Backend> Server<B> {
             live_avail: vec![None; nq],
             saved_avail: vec![0; nq],
             sigfd,
-        })
+        }
     }
 
     /// The open device.
