@@ -24,4 +24,5 @@ pub(crate) mod device;
 pub(crate) mod domain;
 pub(crate) mod msg;
 pub(crate) mod registry;
+pub(crate) mod ring;
 pub(crate) mod vq;

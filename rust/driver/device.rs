@@ -42,6 +42,7 @@ use super::{
         MsgChannel,
         ReadMode, //
     },
+    ring::Role,
     vq::Vq,
 };
 use crate::{
@@ -71,14 +72,16 @@ use kernel::{
         File,
         Kiocb, //
     },
+    impl_has_work,
     ioctl::_IOC_SIZE,
     iov::{
         IovIterDest,
         IovIterSource, //
     },
-    new_mutex, new_spinlock_irq,
+    new_mutex, new_spinlock_irq, new_work,
     page::PAGE_SIZE,
     prelude::*,
+    str::BStr,
     sync::{
         aref::ARef,
         atomic::{
@@ -98,6 +101,11 @@ use kernel::{
     uaccess::{
         UserPtr,
         UserSlice, //
+    },
+    workqueue::{
+        self,
+        Work,
+        WorkItem, //
     },
 };
 
@@ -220,6 +228,9 @@ struct State {
     driver_features: u64,
     /// Bumped by every reset.
     generation: u32,
+    /// No daemon will serve the device again: its requests in flight were completed with an
+    /// error (the orphan drain), and the node cannot be opened (`EPERM`).
+    orphaned: bool,
 }
 
 /// Bounce-buffer settings (`dev->domain_lock`).
@@ -302,8 +313,24 @@ pub(crate) struct Device {
     sysfs: Mutex<Option<sysfs_attrs::DeviceSysfs>>,
     /// The IOVA caches, held for the domains this device creates.
     iova_cache: IovaCache,
+    /// Drains the virtqueues kicked while the device is orphaned.
+    #[pin]
+    drain_work: Work<Device>,
     /// The module stays loaded while a device exists.
     _module: ModuleRef,
+}
+
+impl_has_work! {
+    impl HasWork<Self> for Device { self.drain_work }
+}
+
+impl WorkItem for Device {
+    type Pointer = Arc<Device>;
+
+    fn run(this: Arc<Device>) {
+        this.drain_queues();
+        this.requeue_drain();
+    }
 }
 
 impl Device {
@@ -316,8 +343,15 @@ impl Device {
         vduse_features: Features,
     ) -> Result<Arc<Self>> {
         let mut vqs = KVec::with_capacity(cfg.raw.vq_num as usize, GFP_KERNEL)?;
-        for _ in 0..cfg.raw.vq_num {
-            vqs.push(Arc::pin_init(Vq::new()?, GFP_KERNEL)?, GFP_KERNEL)?;
+        for i in 0..cfg.raw.vq_num {
+            let role = match cfg.raw.device_id {
+                virtio_id::BLOCK => Role::Block,
+                // No control queue (refused at creation): receive and transmit queue pairs.
+                virtio_id::NET if i % 2 == 0 => Role::NetRx,
+                virtio_id::NET => Role::NetTx,
+                _ => Role::Other,
+            };
+            vqs.push(Arc::pin_init(Vq::new(role)?, GFP_KERNEL)?, GFP_KERNEL)?;
         }
         // Every group starts in address space 0.
         let mut groups = KVec::with_capacity(cfg.ngroups as usize, GFP_KERNEL)?;
@@ -355,6 +389,7 @@ impl Device {
                 config_cb <- CallbackSlot::new(),
                 sysfs <- new_mutex!(None, "Device::sysfs"),
                 iova_cache,
+                drain_work <- new_work!("Device::drain_work"),
                 _module: ModuleRef::get(kernel::module::this_module::<crate::LocalModule>()),
             }),
             GFP_KERNEL,
@@ -386,15 +421,19 @@ impl Device {
         self.minor
     }
 
-    /// Opens the node: one opener at a time, and never while being destroyed.
+    /// Opens the node: one opener at a time, never while being destroyed, and never once
+    /// orphaned.
     ///
     /// # Errors
     ///
-    /// `EBUSY`.
+    /// `EBUSY`; `EPERM` once orphaned ([`Device::orphan`]).
     pub(crate) fn connect(&self) -> Result {
         let mut st = self.state.lock();
         if st.connected {
             return Err(EBUSY);
+        }
+        if st.orphaned {
+            return Err(EPERM);
         }
         st.connected = true;
         Ok(())
@@ -425,9 +464,77 @@ impl Device {
     pub(crate) fn remove_node(&self) {
         let sysfs = self.sysfs.lock().take();
         drop(sysfs);
+        crate::kapi::misc::flush_work(&self.drain_work);
         for vq in self.vqs.iter() {
             vq.flush_kicks();
         }
+    }
+
+    /// The orphan drain (`Documentation/orphan-drain.rst`): if the device is on the vDPA bus
+    /// and no process has its node open, it is orphaned for good: every request to the daemon
+    /// fails at once from now on (the device is broken, as after a timeout), the node cannot
+    /// be opened again, and every request the driver has in flight is completed as a device
+    /// does on a fatal error, now and at every later kick. Called by `vdpa dev del` before the
+    /// driver is removed (which waits for those requests), and when the node of a broken
+    /// device is closed. Process context.
+    ///
+    /// Returns whether the device was orphaned now.
+    pub(crate) fn orphan(self: &Arc<Self>) -> bool {
+        {
+            let mut st = self.state.lock();
+            if st.connected || st.orphaned || !st.bound {
+                return false;
+            }
+            st.orphaned = true;
+        }
+        self.msgs.break_device();
+        for vq in self.vqs.iter() {
+            vq.start_drain();
+        }
+        let n = self.drain_queues();
+        pr_info!(
+            "{}: no daemon: {} requests in flight failed\n",
+            BStr::from_bytes(self.name()),
+            n
+        );
+        self.requeue_drain();
+        true
+    }
+
+    /// Queues the drain work again for the virtqueues whose driver kept adding requests.
+    fn requeue_drain(self: &Arc<Self>) {
+        if self.vqs.iter().any(|vq| vq.drain_pending()) {
+            // Already queued: that run drains them.
+            let _ = workqueue::system().enqueue(self.clone());
+        }
+    }
+
+    /// Drains each virtqueue a drain was requested for, saying once per queue why its drain
+    /// stopped; returns how many requests were completed. Process context.
+    fn drain_queues(&self) -> u64 {
+        let mut total = 0u64;
+        for (i, vq) in self.vqs.iter().enumerate() {
+            if !vq.take_drain_pending() {
+                continue;
+            }
+            match vq.drain() {
+                Ok(n) => total += u64::from(n),
+                Err(why) => pr_warn!(
+                    "{}: queue {}: requests in flight left as they are: {}\n",
+                    BStr::from_bytes(self.name()),
+                    i,
+                    why
+                ),
+            }
+        }
+        total
+    }
+
+    /// A kick of virtqueue `vq` asked for a drain: queued to the device's drain work. Any
+    /// context.
+    pub(crate) fn queue_drain(self: ArcBorrow<'_, Self>) {
+        // Already queued: that run drains this queue too.
+        let _ = workqueue::system().enqueue(Arc::from(self));
     }
 
     /// `msg_timeout` (sysfs show).
@@ -818,6 +925,10 @@ impl FileOps for Device {
         this.dereg_all_umem();
         this.msgs.requeue_unanswered();
         this.disconnect();
+        // Broken (a request timed out) and now without a daemon: never to be served again.
+        if this.msgs.is_broken() {
+            this.orphan();
+        }
     }
 
     fn read_iter(kiocb: Kiocb<'_, Arc<Device>>, iov: &mut IovIterDest<'_>) -> Result<usize> {

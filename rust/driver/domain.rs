@@ -71,6 +71,10 @@ use kernel::{
         ArcBorrow,
         SpinLockIrq, //
     },
+    transmute::{
+        AsBytes,
+        FromBytes, //
+    },
 };
 
 /// The last IOVA of a domain (`VDUSE_IOVA_SIZE - 1`: the largest bounce buffer plus 128 MiB
@@ -393,12 +397,73 @@ impl Domain {
         Ok(())
     }
 
+    /// The `len` bytes at `iova`, if they lie in one coherent buffer (a ring the driver
+    /// allocated); the buffer's pages stay alive with the area, even once the driver frees
+    /// them. Any context.
+    pub(crate) fn coherent_area(&self, iova: u64, len: usize) -> Option<CoherentArea> {
+        let last = iova.checked_add(u64::try_from(len).ok()?.checked_sub(1)?)?;
+        let maps = self.maps.lock();
+        let c = first_overlap(&maps.coherent, |c| (c.start, c.last), iova, iova)?;
+        if last > c.last {
+            return None;
+        }
+        Some(CoherentArea {
+            pages: c.pages.clone(),
+            off: usize::try_from(iova - c.start).ok()?,
+            len,
+        })
+    }
+
+    /// Writes `data` at `iova` of the streaming region, as the device: into the bounce slots
+    /// of a mapping in flight, which the driver reads on unmap. Any context.
+    ///
+    /// # Errors
+    ///
+    /// `EFAULT` outside the slots of the mappings in flight.
+    pub(crate) fn bounce_write(&self, iova: u64, data: &[u8]) -> Result {
+        self.bounce.write(iova, data)
+    }
+
+    /// Reads `out.len()` bytes at `iova` of the streaming region, as the device. Any context.
+    ///
+    /// # Errors
+    ///
+    /// `EFAULT` outside the slots of the mappings in flight.
+    pub(crate) fn bounce_read(&self, iova: u64, out: &mut [u8]) -> Result {
+        self.bounce.read(iova, out)
+    }
+
     /// The coherent buffer holding `iova`, and the page index of `iova` in it.
     fn coherent_at(&self, iova: u64) -> Option<(Arc<ContigPages>, usize)> {
         let maps = self.maps.lock();
         let c = first_overlap(&maps.coherent, |c| (c.start, c.last), iova, iova)?;
         let index = usize::try_from((iova - c.start) >> PAGE_SHIFT).ok()?;
         Some((c.pages.clone(), index))
+    }
+}
+
+/// Part of a coherent buffer (a ring area), read and written by the device side.
+pub(crate) struct CoherentArea {
+    pages: Arc<ContigPages>,
+    off: usize,
+    len: usize,
+}
+
+impl CoherentArea {
+    /// The `T` at `off` in the area, `None` past its end or misaligned. Any context.
+    pub(crate) fn read<T: FromBytes + Copy>(&self, off: usize) -> Option<T> {
+        self.check::<T>(off)?;
+        self.pages.read(self.off.checked_add(off)?)
+    }
+
+    /// Writes `v` at `off` in the area, `None` past its end or misaligned. Any context.
+    pub(crate) fn write<T: AsBytes + Copy>(&self, off: usize, v: T) -> Option<()> {
+        self.check::<T>(off)?;
+        self.pages.write(self.off.checked_add(off)?, v)
+    }
+
+    fn check<T>(&self, off: usize) -> Option<()> {
+        (off.checked_add(core::mem::size_of::<T>())? <= self.len).then_some(())
     }
 }
 

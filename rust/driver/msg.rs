@@ -144,7 +144,7 @@ impl MsgChannel {
                 if let Err(e) = ch.recv.push_within_capacity(p) {
                     // Not reached (see `enqueue`); put it back rather than lose it.
                     if ch.send.insert_within_capacity(0, e.0).is_err() {
-                        pr_err!("vduse_rs: message channel lost a request\n");
+                        pr_err!("message channel lost a request\n");
                     }
                     return Err(ENOMEM);
                 }
@@ -167,7 +167,7 @@ impl MsgChannel {
             if let Ok(p) = ch.recv.remove(pos) {
                 // `send` has room for every request (`enqueue`).
                 if ch.send.insert_within_capacity(0, p).is_err() {
-                    pr_err!("vduse_rs: message channel lost a request\n");
+                    pr_err!("message channel lost a request\n");
                 }
             }
         }
@@ -220,7 +220,7 @@ impl MsgChannel {
         for req in ch.send.drain_all() {
             if queue.push_within_capacity(req).is_err() {
                 // Not reached (see `enqueue`).
-                pr_err!("vduse_rs: message channel lost a request\n");
+                pr_err!("message channel lost a request\n");
             }
         }
         let emptied = core::mem::replace(&mut ch.send, queue);

@@ -196,6 +196,21 @@ impl MgmtOps for Vduse {
     fn dev_add(vduse: &Arc<Vduse>, mdev: &MgmtDev<'_>, name: &CStr) -> Result {
         vduse.vdpa_dev_add(mdev, name)
     }
+
+    /// A device whose node nobody holds is orphaned before its driver goes, so that removing
+    /// the driver does not wait for ever on requests no daemon will serve
+    /// ([`Device::orphan`]).
+    fn dev_del(vduse: &Arc<Vduse>, name: &CStr) {
+        let dev = vduse
+            .devices
+            .lock()
+            .iter()
+            .find(|d| d.name() == name.to_bytes())
+            .cloned();
+        if let Some(dev) = dev {
+            dev.orphan();
+        }
+    }
 }
 
 /// The lowest free minor from 1 below `limit`, given the minors in use in increasing order, and

@@ -10,6 +10,13 @@
 //! 1. [`Vq::config`] (spinlock, interrupts disabled);
 //! 2. [`Vq::kick`] (spinlock, interrupts disabled).
 //!
+//! [`Vq::ring`] (spinlock, interrupts disabled: kicks take it in atomic context, even inside
+//! an eventfd wakeup) is a leaf of this list, never held with 1 or 2; under it only ring
+//! memory and a domain's bounce table are read or written (the table's switch lock, a leaf of
+//! `kapi::bounce`), and no eventfd is signalled. A kick tests whether the device is drained
+//! without any lock (`Vq::draining`): from inside an eventfd wakeup it must not take 2, under
+//! which the kick eventfd is signalled.
+//!
 //! [`Vq::irq_affinity`] (spinlock, process context only: sysfs, `set_vq_affinity`, injection)
 //! and the callback slot [`Vq::cb`] (its own spinlock, bottom halves disabled, process
 //! context only) are leaves, never held with another lock.
@@ -24,7 +31,28 @@
 //! tests under the same lock (also a deferred one), and mutes the callback slot, which every
 //! interrupt delivery calls through; when it returns, no kick reaches the kick eventfd and no
 //! interrupt reaches the driver until reset.
+//!
+//! In-flight tracking and the orphan drain ([`super::ring`]): a ring that lives in the
+//! device's coherent memory (`virtio_vdpa`'s) is followed from its ready on; every kick and
+//! every injected interrupt has [`Vq::ring`] count what was added to it. Once the device has
+//! no daemon and never will ([`super::device`]), [`Vq::start_drain`] turns kicks into drain
+//! requests (the device's drain work calls [`Vq::drain`]) instead of eventfd signals.
 
+use super::{
+    domain::{
+        CoherentArea,
+        Domain, //
+    },
+    ring::{
+        self,
+        Area,
+        Buffers,
+        Rings,
+        Role,
+        Stop,
+        Tracker, //
+    },
+};
 use crate::{
     kapi::{
         cpumask::CpuMask,
@@ -53,13 +81,19 @@ use kernel::{
     prelude::*,
     sync::{
         atomic::{
+            Acquire,
             Atomic,
-            Relaxed, //
+            Relaxed,
+            Release, //
         },
         new_spinlock_irq,
         Arc,
         SpinLock,
         SpinLockIrq, //
+    },
+    transmute::{
+        AsBytes,
+        FromBytes, //
     },
     workqueue::{
         self,
@@ -102,6 +136,43 @@ struct Kick {
     suspended: bool,
 }
 
+/// The in-flight tracking of a ring in the device's coherent memory.
+struct Tracked {
+    tracker: Tracker<CoherentArea>,
+    /// The domain the buffers are mapped in (the virtqueue group's).
+    domain: Arc<Domain>,
+}
+
+/// The ring side of a virtqueue.
+#[derive(Default)]
+struct RingState {
+    /// Set from the queue's ready on, for a split ring in coherent memory.
+    tracked: Option<Tracked>,
+    /// The ring is packed: not tracked.
+    packed: bool,
+    /// The drain stopped (and said why): nothing more is drained until reset.
+    stopped: bool,
+}
+
+impl Area for CoherentArea {
+    fn read<T: FromBytes + Copy>(&self, off: usize) -> Option<T> {
+        CoherentArea::read(self, off)
+    }
+    fn write<T: AsBytes + Copy>(&self, off: usize, v: T) -> Option<()> {
+        CoherentArea::write(self, off, v)
+    }
+}
+
+/// The buffers of a ring: the streaming mappings in flight in its domain.
+impl Buffers for Arc<Domain> {
+    fn read(&self, addr: u64, out: &mut [u8]) -> Result {
+        self.bounce_read(addr, out)
+    }
+    fn write(&self, addr: u64, data: &[u8]) -> Result {
+        self.bounce_write(addr, data)
+    }
+}
+
 /// One virtqueue.
 #[pin_data]
 pub(crate) struct Vq {
@@ -127,6 +198,18 @@ pub(crate) struct Vq {
     irq_cpu: Atomic<u32>,
     /// How many interrupt callbacks ran on each CPU (debugfs `vqN_irq_cpus`).
     irq_stats: Arc<IrqStats>,
+    /// What the queue carries: how the drain completes a request.
+    role: Role,
+    /// In-flight tracking and drain state (a leaf lock, interrupts disabled).
+    #[pin]
+    ring: SpinLockIrq<RingState>,
+    /// The device is drained (no daemon will serve it again): kicks are drain requests, for
+    /// good. An atomic, not under [`Vq::kick`]: a kick from inside an eventfd wakeup (vhost's,
+    /// holding the eventfd's wait queue lock) must not take the kick lock, which is held when
+    /// the kick eventfd is signalled.
+    draining: Atomic<bool>,
+    /// A kick arrived while draining: the device's drain work drains this queue again.
+    drain_pending: Atomic<bool>,
 }
 
 /// The work item id of [`Vq::kick_work`].
@@ -189,8 +272,8 @@ impl WorkItem<KICK_WORK> for Vq {
 }
 
 impl Vq {
-    /// A fresh virtqueue.
-    pub(crate) fn new() -> Result<impl PinInit<Self>> {
+    /// A fresh virtqueue carrying `role`.
+    pub(crate) fn new(role: Role) -> Result<impl PinInit<Self>> {
         let irq_stats = IrqStats::new()?;
         Ok(pin_init!(Self {
             config <- new_spinlock_irq!(VqConfig::default(), "Vq::config"),
@@ -201,6 +284,10 @@ impl Vq {
             irq_work <- new_work!("Vq::irq_work"),
             irq_cpu: Atomic::new(0),
             irq_stats,
+            role,
+            ring <- new_spinlock_irq!(RingState::default(), "Vq::ring"),
+            draining: Atomic::new(false),
+            drain_pending: Atomic::new(false),
         }))
     }
 
@@ -318,6 +405,8 @@ impl Vq {
     /// no online CPU in the mask (they went offline after the store), here as well: C loops
     /// forever there (`Documentation/differences.rst`). Process context.
     pub(crate) fn inject_irq(self: &Arc<Self>) {
+        // The daemon completed requests: counted before the driver sees them.
+        self.observe();
         let mask = self.irq_affinity();
         if mask.contains(CpuId::current().as_u32()) {
             self.deliver_irq();
@@ -351,19 +440,33 @@ impl Vq {
     /// the device is suspended or the queue not ready (both tested under [`Vq::kick`], so that
     /// [`Vq::suspend`] and [`Vq::reset`] order every kick). From inside an eventfd wakeup
     /// (vhost's kick path) another eventfd may not be signalled: the kick is then deferred to a
-    /// work item, which tests the same. May run in atomic context, even in softirq: takes only
-    /// IRQ-safe spinlocks.
-    pub(crate) fn kick(self: &Arc<Self>) {
+    /// work item, which tests the same. While the device is drained, returns whether the
+    /// caller must queue the device's drain work instead. May run in atomic context, even in
+    /// softirq: takes only IRQ-safe spinlocks.
+    pub(crate) fn kick(self: &Arc<Self>) -> bool {
+        // What the driver just made available is counted first.
+        self.observe();
+        if self.draining.load(Acquire) {
+            if !self.role.drains_kicks() {
+                return false;
+            }
+            self.drain_pending.store(true, Relaxed);
+            return true;
+        }
         if eventfd::signal_allowed() {
             self.kick_now();
         } else {
             // Already queued: that run delivers this kick too.
             let _ = workqueue::system().enqueue::<_, KICK_WORK>(self.clone());
         }
+        false
     }
 
-    /// Delivers a kick now, unless suspended or not ready. May run in atomic context.
+    /// Delivers a kick now, unless suspended, not ready or drained. May run in atomic context.
     fn kick_now(&self) {
+        if self.draining.load(Acquire) {
+            return;
+        }
         let mut k = self.kick.lock();
         if k.suspended || !k.ready {
             return;
@@ -372,6 +475,99 @@ impl Vq {
             Some(fd) => fd.signal(),
             None => k.kicked = true,
         }
+    }
+
+    /// Counts what was added to the rings since the last look, if the ring is tracked. Any
+    /// context.
+    fn observe(&self) {
+        if let Some(t) = self.ring.lock().tracked.as_mut() {
+            t.tracker.observe();
+        }
+    }
+
+    /// Starts tracking the ring now that the driver made it ready, if it is a split ring
+    /// (`packed` false) in `domain`'s coherent memory (`virtio_vdpa`'s rings; a consumer's,
+    /// such as vhost-vdpa's, are not). Process context.
+    pub(crate) fn track(&self, domain: Arc<Domain>, packed: bool) {
+        let (num, desc, driver, device) = {
+            let c = self.config.lock();
+            (c.num, c.desc_addr, c.driver_addr, c.device_addr)
+        };
+        let tracked = if packed {
+            None
+        } else {
+            ring::area_sizes(num).and_then(|[d, a, u]| {
+                let rings = Rings {
+                    desc: domain.coherent_area(desc, d)?,
+                    avail: domain.coherent_area(driver, a)?,
+                    used: domain.coherent_area(device, u)?,
+                };
+                let tracker = Tracker::new(rings, num).ok()?;
+                Some(Tracked { tracker, domain })
+            })
+        };
+        let old = {
+            let mut r = self.ring.lock();
+            r.packed = packed;
+            r.stopped = false;
+            core::mem::replace(&mut r.tracked, tracked)
+        };
+        // The old tracker's memory goes outside the spinlock.
+        drop(old);
+    }
+
+    /// Stops tracking (the queue is no longer ready, or reset). Process context.
+    pub(crate) fn untrack(&self) {
+        let old = core::mem::take(&mut *self.ring.lock());
+        drop(old);
+    }
+
+    /// The device will never be served again: kicks become drain requests, and the queue
+    /// is to be drained ([`Vq::take_drain_pending`]). Any context.
+    pub(crate) fn start_drain(&self) {
+        self.draining.store(true, Release);
+        self.drain_pending.store(true, Relaxed);
+    }
+
+    /// Whether a drain of this queue was requested since the last call.
+    pub(crate) fn take_drain_pending(&self) -> bool {
+        self.drain_pending.xchg(false, Relaxed)
+    }
+
+    /// Completes every request in flight with an error ([`ring::Tracker::drain`]), then
+    /// calls the driver's callback if any was. Returns how many, or why the drain of this
+    /// queue stopped, once: afterwards the queue is left as it is until reset. A queue whose
+    /// ring is not tracked has nothing to drain, unless it is packed. If the driver kept
+    /// adding requests, a drain is requested again ([`Vq::take_drain_pending`]). Process
+    /// context.
+    pub(crate) fn drain(&self) -> Result<u16, Stop> {
+        let res = {
+            let mut r = self.ring.lock();
+            if r.stopped {
+                return Ok(0);
+            }
+            let packed = r.packed;
+            let res = match r.tracked.as_mut() {
+                Some(t) => t.tracker.drain(self.role, &t.domain),
+                None if packed => Err(Stop::Packed),
+                None => Ok((0, false)),
+            };
+            r.stopped = res.is_err();
+            res
+        };
+        let (n, more) = res?;
+        if more {
+            self.drain_pending.store(true, Relaxed);
+        }
+        if n > 0 {
+            self.deliver_irq();
+        }
+        Ok(n)
+    }
+
+    /// Whether a drain of this queue is requested.
+    pub(crate) fn drain_pending(&self) -> bool {
+        self.drain_pending.load(Relaxed)
     }
 
     /// Waits until no deferred kick or interrupt is queued or running.
@@ -400,8 +596,11 @@ impl Vq {
                 ..VqConfig::default()
             };
         }
+        // A drained device stays drained (`draining` is kept).
         let old = core::mem::take(&mut *self.kick.lock());
         drop(old);
+        self.untrack();
+        self.drain_pending.store(false, Relaxed);
         self.cb.clear();
     }
 

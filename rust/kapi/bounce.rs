@@ -346,6 +346,70 @@ impl BounceTable {
         drop(user);
     }
 
+    /// Copies `data` into the bounce buffer at `iova`, as a device writes it: the driver finds
+    /// it in its own memory when the mapping is unmapped or synced for the CPU. Only inside
+    /// slots that belong to a mapping now (another mapping's slot, if the caller's notion of
+    /// what is mapped is stale, is at worst bounce data the device could write anyway). Any
+    /// context.
+    ///
+    /// # Errors
+    ///
+    /// `EFAULT` if a byte of the range is outside the table or in a slot no mapping owns.
+    pub(crate) fn write(&self, iova: u64, data: &[u8]) -> Result {
+        self.access(iova, data.len(), |bounce, k, sz| {
+            // SAFETY: `bounce..bounce + sz` is inside one bounce page (`access`); the data is
+            // ours; the two do not overlap.
+            unsafe { core::ptr::copy_nonoverlapping(data.as_ptr().add(k), bounce, sz) }
+        })
+    }
+
+    /// Copies the bounce buffer at `iova` into `out`, as a device reads it (a mapping to the
+    /// device was copied in when it was mapped); only inside slots a mapping owns now. Any
+    /// context.
+    ///
+    /// # Errors
+    ///
+    /// `EFAULT`, as [`BounceTable::write`].
+    pub(crate) fn read(&self, iova: u64, out: &mut [u8]) -> Result {
+        let dst = out.as_mut_ptr();
+        self.access(iova, out.len(), |bounce, k, sz| {
+            // SAFETY: `bounce..bounce + sz` is inside one bounce page (`access`); `dst + k..
+            // dst + k + sz` is inside `out`; the two do not overlap.
+            unsafe { core::ptr::copy_nonoverlapping(bounce, dst.add(k), sz) }
+        })
+    }
+
+    /// Calls `f(bounce address, offset in the range, length)` for each piece of
+    /// `iova..iova + len` within one slot, after checking that every slot of the range is
+    /// owned by a mapping and has its page, under the read lock (so a switch to or from user
+    /// pages waits).
+    fn access(&self, iova: u64, len: usize, mut f: impl FnMut(*mut u8, usize, usize)) -> Result {
+        let slots = self.slots(iova, len).ok_or(EFAULT)?;
+        // CAST: Inside the table (checked above), so it fits in `usize`.
+        let start = iova as usize;
+        let user = self.user.read();
+        for s in slots {
+            let page = self.copy_page(&user, (s << BOUNCE_SHIFT) >> PAGE_SHIFT);
+            if self.orig[s].load(Acquire) == 0 || page.is_null() {
+                return Err(EFAULT);
+            }
+        }
+        let mut addr = start;
+        let end = start + len;
+        while addr < end {
+            let page = self.copy_page(&user, addr >> PAGE_SHIFT);
+            let sz = (BOUNCE_SIZE - (addr & (BOUNCE_SIZE - 1))).min(end - addr);
+            // SAFETY: `page` is non-null (checked above for every slot) and alive while the
+            // read lock is held (a kernel page lives as long as the table, a user page as
+            // long as it is registered); `addr % PAGE_SIZE + sz <= PAGE_SIZE`.
+            let bounce = unsafe { page_address(page).add(addr & (PAGE_SIZE - 1)) };
+            f(bounce, addr - start, sz);
+            addr += sz;
+        }
+        drop(user);
+        Ok(())
+    }
+
     /// The kernel bounce page holding `addr`, if it was allocated and no user pages are
     /// registered (then the daemon has the buffer in its own memory); valid while `self` is.
     pub(crate) fn page(&self, addr: u64) -> Option<BorrowedPage<'_>> {

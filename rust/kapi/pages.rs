@@ -13,6 +13,10 @@ use kernel::{
         PAGE_SIZE, //
     },
     prelude::*,
+    transmute::{
+        AsBytes,
+        FromBytes, //
+    },
 };
 
 // The direct map gives every page of this allocation a permanent, contiguous kernel address;
@@ -94,6 +98,43 @@ impl ContigPages {
     /// The kernel address of the first byte.
     pub(crate) fn vaddr(&self) -> NonNull<u8> {
         self.vaddr
+    }
+
+    /// The size in bytes (whole pages).
+    pub(crate) fn len(&self) -> usize {
+        self.npages * PAGE_SIZE
+    }
+
+    /// Reads the `T` at byte offset `off`, `None` if it is not inside the pages or not
+    /// aligned for `T`. A single volatile access: the memory may be shared with a device or a
+    /// userspace mapping that writes it concurrently (as `dma::CoherentAllocation` reads).
+    /// Any context.
+    pub(crate) fn read<T: FromBytes + Copy>(&self, off: usize) -> Option<T> {
+        let p = self.at::<T>(off)?;
+        // SAFETY: `p` is inside the pages (checked by `at`), aligned, and valid for reads while
+        // `self` holds them; any bit pattern is a valid `T` (`FromBytes`).
+        Some(unsafe { p.as_ptr().read_volatile() })
+    }
+
+    /// Writes `v` at byte offset `off`, `None` if it is not inside the pages or not aligned
+    /// for `T`; a single volatile access, as [`ContigPages::read`]. Any context.
+    pub(crate) fn write<T: AsBytes + Copy>(&self, off: usize, v: T) -> Option<()> {
+        let p = self.at::<T>(off)?;
+        // SAFETY: `p` is inside the pages (checked by `at`), aligned, and valid for writes
+        // while `self` holds them (the pages are shared memory: nothing holds a Rust reference
+        // to them).
+        unsafe { p.as_ptr().write_volatile(v) };
+        Some(())
+    }
+
+    /// The address of a `T` at byte offset `off`, if it is inside the pages and aligned.
+    fn at<T>(&self, off: usize) -> Option<NonNull<T>> {
+        let end = off.checked_add(core::mem::size_of::<T>())?;
+        if end > self.len() || off % core::mem::align_of::<T>() != 0 {
+            return None;
+        }
+        // SAFETY: `off < self.len()`: inside the allocation that starts at `vaddr`.
+        Some(unsafe { self.vaddr.add(off) }.cast())
     }
 
     /// Page `i`, if `i` is below the number of pages.

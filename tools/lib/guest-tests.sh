@@ -58,3 +58,40 @@ fio_verify() {
 	[ $rc = 0 ] || { note "fio exited with $rc"; tail -n 20 "$WORK/fio.out" | sed 's/^/#   /'; }
 	return $rc
 }
+
+# kmemleak_clean: no unreferenced object after two scans (the second reports what the first
+# found too young), else the first ones are shown. Fails on a kernel without kmemleak.
+kmemleak_clean() {
+	local leaks
+	[ -e /sys/kernel/debug/kmemleak ] || { note "no kmemleak in this kernel"; return 1; }
+	echo scan >/sys/kernel/debug/kmemleak
+	sleep 5
+	echo scan >/sys/kernel/debug/kmemleak
+	leaks=$(grep -c "^unreferenced object" /sys/kernel/debug/kmemleak)
+	note "kmemleak: $leaks unreferenced object(s)${1:+ $1}"
+	[ "$leaks" = 0 ] || { grep -A12 "^unreferenced object" /sys/kernel/debug/kmemleak | head -40 | sed 's/^/#   /'; return 1; }
+}
+
+# run_cases SUITE AFTER CASE...: runs the functions case_CASE in turn and prints KTAP (points
+# SUITE/CASE); after each, AFTER is called with 0 (passed) or 1 (failed), to clean up. Returns
+# non-zero if a case failed.
+run_cases() {
+	local suite=$1 after=$2 c n=0 failed=0 rc
+	shift 2
+	echo "KTAP version 1"
+	echo "1..$#"
+	for c in "$@"; do
+		n=$((n + 1))
+		if "case_$c"; then
+			echo "ok $n $suite/$c"
+			rc=0
+		else
+			echo "not ok $n $suite/$c"
+			failed=$((failed + 1))
+			rc=1
+		fi
+		"$after" "$rc"
+	done
+	note "$failed of $# failed"
+	[ $failed = 0 ]
+}

@@ -8,7 +8,7 @@
 #   tools/vm-run --module rs -- tools/testing/guest-suites.sh --module rs sample qsd datapath net
 #
 # SUITE: sample (samples/vduse-blk), qsd (qemu-storage-daemon), datapath (the IOVA domains),
-# net (samples/vduse-net). Each prints its own KTAP (points named SUITE/...); the exit status
+# net (samples/vduse-net), orphan (the Rust driver's orphan drain; rs only). Each prints its own KTAP (points named SUITE/...); the exit status
 # is non-zero if any suite failed or timed out.
 set -u
 module=
@@ -34,6 +34,12 @@ for suite in "$@"; do
 	datapath) limit=1200 cmd=(env READD_CYCLES="$([ "$module" = c ] && echo 20 || echo 100)"
 		"$t/datapath/run.sh" --module "$module") ;;
 	net) limit=900 cmd=("$t/net/run.sh" --module "$module") ;;
+	# The orphan drain is vduse_rs's: on C the same scenario hangs the del for good
+	# (tools/testing/orphan/observe-c.sh records it in a boot of its own).
+	orphan)
+		[ "$module" = rs ] || { echo "guest-suites.sh: orphan runs on rs only" >&2; exit 2; }
+		limit=600 cmd=("$t/orphan/run.sh")
+		;;
 	*) echo "guest-suites.sh: unknown suite $suite" >&2; exit 2 ;;
 	esac
 	echo "# ==== $suite on $module (limit ${limit}s)"

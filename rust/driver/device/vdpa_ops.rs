@@ -49,7 +49,8 @@ use kernel::{
     prelude::*,
     sync::{
         atomic::Relaxed,
-        Arc, //
+        Arc,
+        ArcBorrow, //
     },
 };
 
@@ -170,10 +171,10 @@ impl Device {
     }
 
     /// `kick_vq`: may be called in atomic context (virtqueue notify, vhost's eventfd wakeup),
-    /// so it takes no sleeping lock.
-    fn vdpa_kick_vq(&self, idx: u16) {
-        if let Some(vq) = self.vq_at(idx) {
-            vq.kick();
+    /// so it takes no sleeping lock. Once orphaned, a kick queues the drain work.
+    fn vdpa_kick_vq(this: ArcBorrow<'_, Self>, idx: u16) {
+        if this.vq_at(idx).is_some_and(|vq| vq.kick()) {
+            this.queue_drain();
         }
     }
 
@@ -197,6 +198,11 @@ impl Device {
             }
         }
         vq.set_ready(ready);
+        // The ring is followed from here on, for the orphan drain.
+        match (ready, self.group_domain(vq.group())) {
+            (true, Ok(domain)) => vq.track(domain, self.packed()),
+            _ => vq.untrack(),
+        }
     }
 
     fn vdpa_get_vq_ready(&self, idx: u16) -> bool {
@@ -444,7 +450,7 @@ macro_rules! config_ops {
                 this.vdpa_get_vq_size(idx)
             }
             fn kick_vq(this: Borrowed<'_, Self>, idx: u16) {
-                this.vdpa_kick_vq(idx)
+                Device::vdpa_kick_vq(this, idx)
             }
             fn set_vq_cb(this: Borrowed<'_, Self>, idx: u16, cb: Callback<'_>) {
                 this.vdpa_set_vq_cb(idx, cb)

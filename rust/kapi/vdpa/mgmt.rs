@@ -34,6 +34,11 @@ pub(crate) trait MgmtOps: Sized {
     /// `vdpa dev add name NAME mgmtdev ...`: allocates and registers a vDPA device. Called with
     /// the vDPA core's device lock held.
     fn dev_add(data: &Self::Data, mdev: &MgmtDev<'_>, name: &CStr) -> Result;
+
+    /// `vdpa dev del NAME`, before the vDPA device is unregistered (which removes the driver
+    /// bound to it: for `virtio_vdpa`, waiting for every request in flight). Called with the
+    /// vDPA core's device lock held. Does nothing by default.
+    fn dev_del(_data: &Self::Data, _name: &CStr) {}
 }
 
 /// The management device a `dev_add` call is for (only exists during the call, with the vDPA
@@ -161,7 +166,16 @@ impl<T: MgmtOps> Registration<T> {
     ///
     /// Called by the vDPA core for `vdpa dev del` (or the management device's unregistration),
     /// with `vdpa_dev_lock` held, on a device `dev_add` registered.
-    unsafe extern "C" fn dev_del(_mdev: *mut ffi::vdpa_mgmt_dev, vdpa: *mut ffi::vdpa_device) {
+    unsafe extern "C" fn dev_del(mdev: *mut ffi::vdpa_mgmt_dev, vdpa: *mut ffi::vdpa_device) {
+        // SAFETY: As in `dev_add`: `mdev` is the `mgmt` field of a live `Registration<T>`.
+        let this = unsafe {
+            &*kernel::container_of!(mdev.cast::<Opaque<ffi::vdpa_mgmt_dev>>(), Self, mgmt)
+        };
+        // SAFETY: `vdpa` is a registered device: its name is a NUL-terminated string, valid
+        // while it is registered, which lasts beyond this call.
+        let name =
+            unsafe { CStr::from_char_ptr(kernel::bindings::dev_name(&raw const (*vdpa).dev)) };
+        T::dev_del(&this.data, name);
         // SAFETY: `vdpa` is registered; the lock `_vdpa_unregister_device` needs is held.
         unsafe { ffi::_vdpa_unregister_device(vdpa) };
     }

@@ -197,24 +197,18 @@ case_reconnect_under_io() {
 	teardown "$name"
 }
 
-echo "KTAP version 1"
-echo "1..${#CASES[@]}"
-failed=0
-n=0
-for c in "${CASES[@]}"; do
-	n=$((n + 1))
-	VDPA_DEV=
-	QSD_PID=
-	if "case_$c"; then
-		echo "ok $n qsd/$c"
-	else
-		echo "not ok $n qsd/$c"
-		failed=$((failed + 1))
+# after_case 0|1: a failed case may leave its device, daemon and mount behind.
+after_case() {
+	if [ "$1" != 0 ]; then
 		[ -n "$VDPA_DEV" ] && vdpa dev del "$VDPA_DEV"
 		[ -n "$QSD_PID" ] && kill -KILL "$QSD_PID" 2>/dev/null && wait "$QSD_PID" 2>/dev/null
 		umount "$WORK/mnt" 2>/dev/null
 	fi
-done
+	VDPA_DEV=
+	QSD_PID=
+}
+run_cases qsd after_case "${CASES[@]}"
+rc=$?
 rm -rf "$WORK"
-echo "# $failed of ${#CASES[@]} failed; daemon logs in $LOGDIR"
-[ $failed = 0 ]
+note "daemon logs in $LOGDIR"
+exit $rc

@@ -12,6 +12,7 @@ mod cases;
 mod dev;
 mod harness;
 mod sys;
+mod tools;
 
 use clap::{Parser, Subcommand};
 use harness::{Case, Ctx, Module, DEVIATIONS};
@@ -61,6 +62,23 @@ enum Cmd {
     Stress {
         /// Number of cycles.
         cycles: u32,
+    },
+    /// `VDUSE_DESTROY_DEV` NAME; prints `ok 0` or the errno.
+    Destroy {
+        /// The device.
+        name: String,
+    },
+    /// Open /dev/vduse/NAME and close it; prints `ok N` or the errno.
+    Open {
+        /// The device.
+        name: String,
+    },
+    /// Act as a daemon that scribbles over split queue QUEUE's rings and dies.
+    Scribble {
+        /// The device.
+        name: String,
+        /// The queue.
+        queue: u32,
     },
 }
 
@@ -515,6 +533,9 @@ fn main() -> ExitCode {
         Cmd::Compare { c, rs } => compare(&c, &rs),
         Cmd::Probe => cases::control::probe(),
         Cmd::Stress { cycles } => dev::stress(cycles),
+        Cmd::Destroy { name } => tools::destroy(&name),
+        Cmd::Open { name } => tools::open(&name),
+        Cmd::Scribble { name, queue } => tools::scribble(&name, queue),
         Cmd::List => {
             for case in cases::all() {
                 println!("{}", case.name);

@@ -1,0 +1,152 @@
+// SPDX-License-Identifier: GPL-2.0
+
+//! One-shot commands for the shell tests (`tools/testing/orphan`): destroy a device, try to
+//! open one, and play a daemon that scribbles over a queue's rings before it goes.
+
+use crate::dev::{self, VDUSE_VQ_GET_INFO};
+use crate::sys::{self, errno_name, Fd, CONTROL, VDUSE_IOTLB_GET_FD};
+use std::process::ExitCode;
+
+/// Prints what a call returned (`ok N` or the errno's name) and exits 0 only on success.
+fn report(what: &str, r: sys::Ret) -> ExitCode {
+    match r {
+        Ok(v) => {
+            println!("{what}: ok {v}");
+            ExitCode::SUCCESS
+        }
+        Err(e) => {
+            println!("{what}: {}", errno_name(e));
+            ExitCode::FAILURE
+        }
+    }
+}
+
+/// `vduse-tests destroy NAME`: `VDUSE_DESTROY_DEV` on a fresh control fd.
+pub fn destroy(name: &str) -> ExitCode {
+    let r = sys::open(CONTROL, libc::O_RDWR).and_then(|fd| dev::destroy(&Fd(fd as i32), name));
+    report("VDUSE_DESTROY_DEV", r)
+}
+
+/// `vduse-tests open NAME`: opens `/dev/vduse/NAME` and closes it.
+pub fn open(name: &str) -> ExitCode {
+    let r = dev::open_dev(name, libc::O_RDWR).map(|fd| {
+        drop(Fd(fd as i32));
+        0
+    });
+    report("open", r)
+}
+
+/// A daemon's mapping of the IOTLB entry holding `iova` (`len` bytes from there).
+struct Mapped {
+    base: *mut u8,
+    map_len: usize,
+    at: usize,
+}
+
+impl Mapped {
+    fn new(dev: &Fd, iova: u64, len: u64) -> Result<Self, String> {
+        // struct vduse_iotlb_entry: offset, start, last, perm, padding.
+        let mut e = [0u8; 32];
+        e[8..16].copy_from_slice(&iova.to_ne_bytes());
+        e[16..24].copy_from_slice(&(iova + len - 1).to_ne_bytes());
+        let fd = sys::ioctl(dev.0, VDUSE_IOTLB_GET_FD, e.as_mut_ptr() as usize)
+            .map_err(|e| format!("IOTLB_GET_FD({iova:#x}): {}", errno_name(e)))?;
+        let fd = Fd(fd as i32);
+        let word = |o: usize| u64::from_ne_bytes(e[o..o + 8].try_into().unwrap_or_default());
+        let (offset, start, last) = (word(0), word(8), word(16));
+        let map_len = (last - start + 1) as usize;
+        // SAFETY: a fresh shared mapping of the domain file; checked for failure below.
+        let base = unsafe {
+            libc::mmap(
+                std::ptr::null_mut(),
+                map_len,
+                libc::PROT_READ | libc::PROT_WRITE,
+                libc::MAP_SHARED,
+                fd.0,
+                offset as libc::off_t,
+            )
+        };
+        if base == libc::MAP_FAILED {
+            return Err(format!("mmap: {}", std::io::Error::last_os_error()));
+        }
+        Ok(Self {
+            base: base.cast(),
+            map_len,
+            at: (iova - start) as usize,
+        })
+    }
+
+    fn write(&self, off: usize, bytes: &[u8]) {
+        assert!(self.at + off + bytes.len() <= self.map_len);
+        // SAFETY: inside the mapping (checked above).
+        unsafe {
+            std::ptr::copy_nonoverlapping(bytes.as_ptr(), self.base.add(self.at + off), bytes.len())
+        };
+    }
+
+    fn read_u16(&self, off: usize) -> u16 {
+        assert!(self.at + off + 2 <= self.map_len);
+        // SAFETY: inside the mapping (checked above).
+        unsafe { self.base.add(self.at + off).cast::<u16>().read_unaligned() }
+    }
+}
+
+impl Drop for Mapped {
+    fn drop(&mut self) {
+        // SAFETY: our mapping.
+        unsafe { libc::munmap(self.base.cast(), self.map_len) };
+    }
+}
+
+/// `vduse-tests scribble NAME QUEUE`: opens the device as its daemon would, and makes split
+/// queue QUEUE lie: every descriptor a device-writable one chained to itself, two more
+/// requests (heads 0 and 1) in the available ring; then closes it, as a daemon that dies.
+pub fn scribble(name: &str, queue: u32) -> ExitCode {
+    match try_scribble(name, queue) {
+        Ok(msg) => {
+            println!("scribble: {msg}");
+            ExitCode::SUCCESS
+        }
+        Err(e) => {
+            println!("scribble: {e}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn try_scribble(name: &str, queue: u32) -> Result<String, String> {
+    let dev = Fd(
+        dev::open_dev(name, libc::O_RDWR).map_err(|e| format!("open: {}", errno_name(e)))? as i32
+    );
+    // struct vduse_vq_info: index, num, desc_addr, driver_addr, device_addr, state, ready.
+    let mut info = [0u8; 48];
+    info[..4].copy_from_slice(&queue.to_ne_bytes());
+    sys::ioctl(dev.0, VDUSE_VQ_GET_INFO, info.as_mut_ptr() as usize)
+        .map_err(|e| format!("VQ_GET_INFO: {}", errno_name(e)))?;
+    let num = u32::from_ne_bytes(info[4..8].try_into().unwrap_or_default());
+    let addr = |o: usize| u64::from_ne_bytes(info[o..o + 8].try_into().unwrap_or_default());
+    let (desc, avail) = (addr(8), addr(16));
+    if num == 0 || info[40] == 0 {
+        return Err(format!("queue {queue} is not ready"));
+    }
+    let d = Mapped::new(&dev, desc, 16 * u64::from(num))?;
+    for i in 0..num as u16 {
+        let mut b = [0u8; 16];
+        b[..8].copy_from_slice(&0xdead_0000u64.to_le_bytes());
+        b[8..12].copy_from_slice(&1u32.to_le_bytes());
+        b[12..14].copy_from_slice(&(1u16 | 2).to_le_bytes());
+        b[14..].copy_from_slice(&i.to_le_bytes());
+        d.write(16 * usize::from(i), &b);
+    }
+    let a = Mapped::new(&dev, avail, 4 + 2 * u64::from(num))?;
+    let idx = u16::from_le(a.read_u16(2));
+    for (k, head) in [0u16, 1].iter().enumerate() {
+        let slot = usize::from(idx.wrapping_add(k as u16) % num as u16);
+        a.write(4 + 2 * slot, &head.to_le_bytes());
+    }
+    a.write(2, &idx.wrapping_add(2).to_le_bytes());
+    Ok(format!(
+        "queue {queue}: {num} descriptors looped, available index {idx} -> {}",
+        idx.wrapping_add(2)
+    ))
+}
