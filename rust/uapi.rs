@@ -217,8 +217,9 @@ pub(crate) const VDUSE_REQ_RESULT_OK: u32 = 0;
 /// `VDUSE_REQ_RESULT_FAILED`.
 pub(crate) const VDUSE_REQ_RESULT_FAILED: u32 = 1;
 
-/// `struct vduse_dev_request`. The C union at offset 24 is `payload`, 32 `u32` words as in its
-/// `padding[32]` member; the typed views are built by the message code.
+/// `struct vduse_dev_request`. The C union at offset 24 is `payload`, 128 bytes as its
+/// `padding[32]` member (`__u32` words); its typed members are [`VqStateMsg`], [`DevStatus`],
+/// [`IovaRange`], [`IovaRangeV2`], [`VqGroupAsid`] and [`VqReady`] ([`DevRequest::with`]).
 #[repr(C)]
 #[derive(Clone, Copy)]
 pub(crate) struct DevRequest {
@@ -244,6 +245,70 @@ pub(crate) struct DevResponse {
     pub(crate) reserved: [u32; 4],
     /// The response payload.
     pub(crate) payload: [u32; 32],
+}
+
+/// `struct vduse_vq_state`: the payload of `VDUSE_GET_VQ_STATE` (request: `index`; response:
+/// the state). `state` is the C union: the split ring's `avail_index` in `state[0]`, or the
+/// packed ring's `last_avail_counter`, `last_avail_idx`, `last_used_counter`, `last_used_idx`.
+#[repr(C)]
+#[derive(Clone, Copy, Default)]
+pub(crate) struct VqStateMsg {
+    /// Virtqueue index.
+    pub(crate) index: u32,
+    /// Split or packed state.
+    pub(crate) state: [u16; 4],
+}
+
+/// `struct vduse_dev_status`: the payload of `VDUSE_SET_STATUS`.
+#[repr(C)]
+#[derive(Clone, Copy, Default)]
+pub(crate) struct DevStatus {
+    /// Virtio device status.
+    pub(crate) status: u8,
+}
+
+/// `struct vduse_iova_range`: the payload of `VDUSE_UPDATE_IOTLB` (API 0).
+#[repr(C)]
+#[derive(Clone, Copy, Default)]
+pub(crate) struct IovaRange {
+    /// First IOVA.
+    pub(crate) start: u64,
+    /// Last IOVA (inclusive).
+    pub(crate) last: u64,
+}
+
+/// `struct vduse_iova_range_v2`: the payload of `VDUSE_UPDATE_IOTLB` (API 1).
+#[repr(C)]
+#[derive(Clone, Copy, Default)]
+pub(crate) struct IovaRangeV2 {
+    /// First IOVA.
+    pub(crate) start: u64,
+    /// Last IOVA (inclusive).
+    pub(crate) last: u64,
+    /// Address space.
+    pub(crate) asid: u32,
+    /// Zero.
+    pub(crate) padding: u32,
+}
+
+/// `struct vduse_vq_group_asid`: the payload of `VDUSE_SET_VQ_GROUP_ASID`.
+#[repr(C)]
+#[derive(Clone, Copy, Default)]
+pub(crate) struct VqGroupAsid {
+    /// Virtqueue group.
+    pub(crate) group: u32,
+    /// Its new address space.
+    pub(crate) asid: u32,
+}
+
+/// `struct vduse_vq_ready`: the payload of `VDUSE_SET_VQ_READY`.
+#[repr(C)]
+#[derive(Clone, Copy, Default)]
+pub(crate) struct VqReady {
+    /// Virtqueue index.
+    pub(crate) num: u32,
+    /// 1: ready, 0: not.
+    pub(crate) ready: u32,
 }
 
 // SAFETY: The following structs are `#[repr(C)]`, consist only of integers and integer arrays
@@ -284,6 +349,20 @@ unsafe impl FromBytes for DevResponse {}
 unsafe impl AsBytes for DevResponse {}
 // SAFETY: See above.
 unsafe impl FromBytes for DevRequest {}
+// SAFETY: See above.
+unsafe impl AsBytes for VqStateMsg {}
+// SAFETY: See above.
+unsafe impl FromBytes for VqStateMsg {}
+// SAFETY: See above.
+unsafe impl AsBytes for DevStatus {}
+// SAFETY: See above.
+unsafe impl AsBytes for IovaRange {}
+// SAFETY: See above.
+unsafe impl AsBytes for IovaRangeV2 {}
+// SAFETY: See above.
+unsafe impl AsBytes for VqGroupAsid {}
+// SAFETY: See above.
+unsafe impl AsBytes for VqReady {}
 
 /// Checks at compile time that `T` has the size the C header gives.
 macro_rules! assert_size {
@@ -310,6 +389,15 @@ const _: () = assert!(core::mem::offset_of!(VqInfo, ready) == 40);
 const _: () = assert!(core::mem::offset_of!(IotlbEntryV2, asid) == 32);
 const _: () = assert!(core::mem::offset_of!(DevRequest, payload) == 24);
 const _: () = assert!(core::mem::offset_of!(DevResponse, payload) == 24);
+// The payloads: each a member of the 128-byte union at offset 24.
+assert_size!(VqStateMsg, 12);
+const _: () = assert!(core::mem::offset_of!(VqStateMsg, state) == 4);
+assert_size!(DevStatus, 1);
+assert_size!(IovaRange, 16);
+assert_size!(IovaRangeV2, 24);
+const _: () = assert!(core::mem::offset_of!(IovaRangeV2, asid) == 16);
+assert_size!(VqGroupAsid, 8);
+assert_size!(VqReady, 8);
 
 /// Control device: get the API version.
 pub(crate) const VDUSE_GET_API_VERSION: u32 = _IOR::<u64>(VDUSE_BASE, 0x00);
@@ -380,36 +468,22 @@ impl DevRequest {
         }
     }
 
-    /// Writes `bytes` at byte offset `off` of the payload (the C union); out-of-range writes
-    /// are dropped (every caller uses offsets of the uAPI layout, all in range).
-    fn put(&mut self, off: usize, bytes: &[u8]) {
-        if let Some(dst) = self.payload.as_bytes_mut().get_mut(off..off + bytes.len()) {
+    /// A request of type `type_` whose payload (the C union) starts with `payload`, the rest
+    /// zero.
+    pub(crate) fn with<P: AsBytes>(type_: u32, payload: &P) -> Self {
+        const { assert!(core::mem::size_of::<P>() <= 128) };
+        let mut r = Self::new(type_);
+        let bytes = payload.as_bytes();
+        if let Some(dst) = r.payload.as_bytes_mut().get_mut(..bytes.len()) {
             dst.copy_from_slice(bytes);
         }
-    }
-
-    /// Writes a `__u32` of the payload at byte offset `off`.
-    pub(crate) fn put_u32(&mut self, off: usize, v: u32) {
-        self.put(off, &v.to_ne_bytes());
-    }
-
-    /// Writes a `__u64` of the payload at byte offset `off`.
-    pub(crate) fn put_u64(&mut self, off: usize, v: u64) {
-        self.put(off, &v.to_ne_bytes());
-    }
-
-    /// Writes a `__u8` of the payload at byte offset `off`.
-    pub(crate) fn put_u8(&mut self, off: usize, v: u8) {
-        self.put(off, &[v]);
+        r
     }
 }
 
 impl DevResponse {
-    /// Reads the `__u16` at byte offset `off` of the payload (0 if out of range).
-    pub(crate) fn u16_at(&self, off: usize) -> u16 {
-        self.payload
-            .as_bytes()
-            .get(off..off + 2)
-            .map_or(0, |b| u16::from_ne_bytes([b[0], b[1]]))
+    /// The payload (the C union) read as a `P`.
+    pub(crate) fn payload_as<P: FromBytes + Default>(&self) -> P {
+        P::from_bytes_copy_prefix(self.payload.as_bytes()).map_or_else(P::default, |(p, _)| p)
     }
 }

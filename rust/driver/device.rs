@@ -140,13 +140,13 @@ const VIRTIO_F_RING_PACKED: u64 = 1 << ffi::VIRTIO_F_RING_PACKED;
 /// `VIRTIO_CONFIG_S_DRIVER_OK`.
 const STATUS_DRIVER_OK: u8 = ffi::VIRTIO_CONFIG_S_DRIVER_OK;
 /// `VRING_USED_ALIGN_SIZE`: the smallest virtqueue alignment.
-const VRING_USED_ALIGN_SIZE: u32 = 4;
+const VRING_USED_ALIGN_SIZE: u32 = ffi::VRING_USED_ALIGN_SIZE;
 /// Largest number of virtqueues.
 const MAX_VQ_NUM: u32 = 0xffff;
 /// Default `msg_timeout`, seconds.
 const MSG_DEFAULT_TIMEOUT: u32 = 30;
 /// Default, smallest and largest `bounce_size`.
-const BOUNCE_SIZE: u32 = 64 << 20;
+const DEFAULT_BOUNCE_SIZE: u32 = 64 << 20;
 const MIN_BOUNCE_SIZE: u32 = 1 << 20;
 const MAX_BOUNCE_SIZE: u32 = 1 << 30;
 
@@ -377,7 +377,7 @@ impl Device {
                 state <- new_mutex!(State::default(), "Device::state"),
                 domain <- new_mutex!(
                     DomainState {
-                        bounce_size: BOUNCE_SIZE,
+                        bounce_size: DEFAULT_BOUNCE_SIZE,
                         created: false,
                     },
                     "Device::domain"
@@ -857,10 +857,10 @@ impl Device {
                 let size = _IOC_SIZE(cmd);
                 let mut e = uapi::IotlbEntryV2::default();
                 let (mut r, mut w) = user.reader_writer();
-                r.read_slice(&mut e.as_bytes_mut()[..size])?;
+                r.read_slice(e.as_bytes_mut().get_mut(..size).ok_or(EINVAL)?)?;
                 let file = self.iotlb_get_fd(&mut e)?;
                 // Written back before the fd exists, as in C: a fault leaves no fd behind.
-                w.write_slice(&e.as_bytes()[..size])?;
+                w.write_slice(e.as_bytes().get(..size).ok_or(EINVAL)?)?;
                 Self::install_fd(file)
             }
             uapi::VDUSE_DEV_GET_FEATURES => {
@@ -908,7 +908,7 @@ fn read_compat<T: FromBytes + AsBytes + Default>(arg: usize, len: usize) -> Resu
     let mut v = T::default();
     UserSlice::new(UserPtr::from_addr(arg), len)
         .reader()
-        .read_slice(&mut v.as_bytes_mut()[..len])?;
+        .read_slice(v.as_bytes_mut().get_mut(..len).ok_or(EINVAL)?)?;
     Ok(v)
 }
 
@@ -986,7 +986,8 @@ impl FileOps for Device {
                 if this.msgs.is_broken() {
                     return Err(EPERM);
                 }
-                let e: uapi::IotlbEntry = read_compat(arg, 28)?;
+                let len = _IOC_SIZE(COMPAT_IOTLB_GET_FD);
+                let e: uapi::IotlbEntry = read_compat(arg, len)?;
                 let mut v2 = uapi::IotlbEntryV2 {
                     offset: e.offset,
                     start: e.start,
@@ -1002,9 +1003,9 @@ impl FileOps for Device {
                     perm: v2.perm,
                     padding: [0; 7],
                 };
-                UserSlice::new(UserPtr::from_addr(arg), 28)
+                UserSlice::new(UserPtr::from_addr(arg), len)
                     .writer()
-                    .write_slice(&out.as_bytes()[..28])?;
+                    .write_slice(out.as_bytes().get(..len).ok_or(EINVAL)?)?;
                 Self::install_fd(file)
             }
             COMPAT_VQ_GET_INFO => {
@@ -1012,13 +1013,14 @@ impl FileOps for Device {
                     return Err(EPERM);
                 }
                 // The compat path starts from a zeroed struct, as C does.
-                let mut info: uapi::VqInfo = read_compat(arg, 44)?;
+                let len = _IOC_SIZE(COMPAT_VQ_GET_INFO);
+                let mut info: uapi::VqInfo = read_compat(arg, len)?;
                 info.padding = [0; 7];
                 info.ready = 0;
                 this.vq_get_info(&mut info)?;
-                UserSlice::new(UserPtr::from_addr(arg), 44)
+                UserSlice::new(UserPtr::from_addr(arg), len)
                     .writer()
-                    .write_slice(&info.as_bytes()[..44])?;
+                    .write_slice(info.as_bytes().get(..len).ok_or(EINVAL)?)?;
                 Ok(0)
             }
             // `compat_ptr()` is the identity on x86_64: the other layouts are the same.

@@ -82,7 +82,8 @@ use kernel::{
 pub(crate) const IOVA_LIMIT: u64 = (1 << 30) + (128 << 20) - 1;
 
 /// `VHOST_MAP_RW` (`VHOST_ACCESS_RW`).
-const PERM_RW: u8 = 0x3;
+// CAST: `VHOST_ACCESS_RW`, 3.
+const PERM_RW: u8 = crate::ffi::VHOST_MAP_RW as u8;
 
 /// A coherent buffer and the IOVAs it is mapped at.
 struct Coherent {
@@ -158,7 +159,7 @@ impl Domain {
         let bounce = BounceTable::new(size)?;
         Ok(try_pin_init!(Self {
             bounce <- bounce,
-            stream <- IovaDomain::new(crate::kapi::bounce::BOUNCE_SIZE, 1, cache),
+            stream <- IovaDomain::new(crate::kapi::bounce::SLOT_SIZE, 1, cache),
             coherent_iova <- IovaDomain::new(PAGE_SIZE, size >> PAGE_SHIFT, cache),
             maps <- new_spinlock_irq!(Maps::default(), "Domain::maps"),
             max_entries,

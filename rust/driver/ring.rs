@@ -23,6 +23,7 @@
 //! Little-endian layout (virtio 1.0, or legacy on a little-endian CPU). Packed rings are not
 //! tracked (the device refuses to drain them: `Documentation/orphan-drain.rst`).
 
+use crate::ffi;
 use kernel::{
     alloc::KVVec,
     fmt,
@@ -39,16 +40,19 @@ use kernel::{
     },
 };
 
+// CAST: The descriptor and used ring flags are `__virtio16` bits (1, 2, 4).
 /// `VRING_DESC_F_NEXT`.
-const DESC_F_NEXT: u16 = 1;
+const DESC_F_NEXT: u16 = ffi::VRING_DESC_F_NEXT as u16;
 /// `VRING_DESC_F_WRITE`.
-const DESC_F_WRITE: u16 = 2;
+const DESC_F_WRITE: u16 = ffi::VRING_DESC_F_WRITE as u16;
 /// `VRING_DESC_F_INDIRECT`.
-const DESC_F_INDIRECT: u16 = 4;
+const DESC_F_INDIRECT: u16 = ffi::VRING_DESC_F_INDIRECT as u16;
+/// `VRING_USED_F_NO_NOTIFY`.
+const USED_F_NO_NOTIFY: u16 = ffi::VRING_USED_F_NO_NOTIFY as u16;
 /// `sizeof(struct vring_desc)`.
-const DESC_SIZE: usize = 16;
+const DESC_SIZE: usize = core::mem::size_of::<ffi::vring_desc>();
 /// `VIRTIO_BLK_S_IOERR`.
-const BLK_S_IOERR: u8 = 1;
+const BLK_S_IOERR: u8 = ffi::VIRTIO_BLK_S_IOERR;
 /// Largest split ring (the spec's `Queue Size` limit).
 const MAX_NUM: u32 = 32768;
 /// Rounds of [`Tracker::drain`] before it leaves the rest to its caller.
@@ -430,13 +434,14 @@ impl<A: Area> Tracker<A> {
         Ok((total, true))
     }
 
-    /// Asks for a kick at the next request made available.
+    /// Asks for a kick at the next request made available: `VRING_USED_F_NO_NOTIFY` off (the
+    /// used ring's only flag), `avail_event` at the available index.
     fn want_kicks(&self) -> Result<(), Stop> {
         let off = 4 + 8 * usize::from(self.num);
-        self.rings
-            .used
-            .write(0, 0u16)
-            .and_then(|()| self.rings.used.write(off, self.seen_avail.to_le()))
+        let used = &self.rings.used;
+        let flags = used.read::<u16>(0).ok_or(Stop::RingUnreadable)?;
+        used.write(0, (u16::from_le(flags) & !USED_F_NO_NOTIFY).to_le())
+            .and_then(|()| used.write(off, self.seen_avail.to_le()))
             .ok_or(Stop::RingUnreadable)
     }
 

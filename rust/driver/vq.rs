@@ -104,7 +104,7 @@ use kernel::{
 
 /// What `VDUSE_VQ_SETUP` and the vDPA driver set.
 #[derive(Default)]
-pub(crate) struct VqConfig {
+pub(crate) struct VqSettings {
     /// Maximum queue size set by `VDUSE_VQ_SETUP`; 0 means not set up.
     pub(crate) num_max: u16,
     /// Virtqueue group (API 1).
@@ -130,7 +130,7 @@ struct Kick {
     kickfd: Option<EventFdCtx>,
     /// A kick arrived while no eventfd was installed; replayed when one is.
     kicked: bool,
-    /// The queue is ready (a copy of [`VqConfig::ready`], changed under both locks).
+    /// The queue is ready (a copy of [`VqSettings::ready`], changed under both locks).
     ready: bool,
     /// The device is suspended: kicks are dropped until reset.
     suspended: bool,
@@ -178,7 +178,7 @@ impl Buffers for Arc<Domain> {
 pub(crate) struct Vq {
     /// Configuration and state.
     #[pin]
-    config: SpinLockIrq<VqConfig>,
+    config: SpinLockIrq<VqSettings>,
     /// Kick eventfd.
     #[pin]
     kick: SpinLockIrq<Kick>,
@@ -276,7 +276,7 @@ impl Vq {
     pub(crate) fn new(role: Role) -> Result<impl PinInit<Self>> {
         let irq_stats = IrqStats::new()?;
         Ok(pin_init!(Self {
-            config <- new_spinlock_irq!(VqConfig::default(), "Vq::config"),
+            config <- new_spinlock_irq!(VqSettings::default(), "Vq::config"),
             kick <- new_spinlock_irq!(Kick::default(), "Vq::kick"),
             irq_affinity <- new_spinlock!(CpuMask::all(), "Vq::irq_affinity"),
             cb <- CallbackSlot::new(),
@@ -590,10 +590,10 @@ impl Vq {
     pub(crate) fn reset(&self) {
         {
             let mut c = self.config.lock();
-            *c = VqConfig {
+            *c = VqSettings {
                 num_max: c.num_max,
                 group: c.group,
-                ..VqConfig::default()
+                ..VqSettings::default()
             };
         }
         // A drained device stays drained (`draining` is kept).

@@ -17,6 +17,7 @@
 #include <uapi/linux/virtio_config.h>
 #include <uapi/linux/virtio_ids.h>
 #include <uapi/linux/virtio_net.h>
+#include <uapi/linux/virtio_ring.h>
 
 /*
  * Macros bindgen cannot evaluate (casts) or whose headers are not allowlisted, as constants;
@@ -38,3 +39,6 @@ const u32 RUST_CONST_HELPER_VIRTIO_F_VERSION_1 = VIRTIO_F_VERSION_1;
 const u32 RUST_CONST_HELPER_VIRTIO_F_ACCESS_PLATFORM = VIRTIO_F_ACCESS_PLATFORM;
 const u32 RUST_CONST_HELPER_VIRTIO_F_RING_PACKED = VIRTIO_F_RING_PACKED;
 const u8 RUST_CONST_HELPER_VIRTIO_CONFIG_S_DRIVER_OK = VIRTIO_CONFIG_S_DRIVER_OK;
+const u32 RUST_CONST_HELPER_VIRTIO_DEV_ANY_ID = VIRTIO_DEV_ANY_ID;
+const u32 RUST_CONST_HELPER_MINORBITS = MINORBITS;
+const u8 RUST_CONST_HELPER_VIRTIO_BLK_S_IOERR = VIRTIO_BLK_S_IOERR;

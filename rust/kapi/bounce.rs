@@ -66,9 +66,9 @@ use kernel::{
 compile_error!("kapi::bounce needs a kernel without CONFIG_HIGHMEM");
 
 /// The bounce granularity: 4 KiB, whatever `PAGE_SIZE` is.
-pub(crate) const BOUNCE_SHIFT: u32 = 12;
+pub(crate) const SLOT_SHIFT: u32 = 12;
 /// The size of a slot.
-pub(crate) const BOUNCE_SIZE: usize = 1 << BOUNCE_SHIFT;
+pub(crate) const SLOT_SIZE: usize = 1 << SLOT_SHIFT;
 
 /// Kernel memory lent for one streaming DMA mapping (`map_page`'s page, offset and size),
 /// valid until the matching `unmap_page`.
@@ -153,7 +153,7 @@ impl BounceTable {
             return Err(EINVAL);
         }
         let npages = size >> PAGE_SHIFT;
-        let nslots = size >> BOUNCE_SHIFT;
+        let nslots = size >> SLOT_SHIFT;
         let mut pages = KVVec::with_capacity(npages, GFP_KERNEL)?;
         for _ in 0..npages {
             pages.push(Atomic::new(null_mut()), GFP_KERNEL)?;
@@ -229,7 +229,7 @@ impl BounceTable {
 
     /// Copies page `i` from `src` to `dst` if one of its slots is in use (and both exist).
     fn copy_in_use(&self, i: usize, src: *mut bindings::page, dst: *mut bindings::page) {
-        let per_page = PAGE_SIZE / BOUNCE_SIZE;
+        let per_page = PAGE_SIZE / SLOT_SIZE;
         let in_use = (i * per_page..(i + 1) * per_page)
             .any(|s| self.orig.get(s).is_some_and(|o| o.load(Acquire) != 0));
         if !in_use || src.is_null() || dst.is_null() {
@@ -256,7 +256,7 @@ impl BounceTable {
         if len == 0 || end > self.size {
             return None;
         }
-        Some(start >> BOUNCE_SHIFT..end.div_ceil(BOUNCE_SIZE))
+        Some(start >> SLOT_SHIFT..end.div_ceil(SLOT_SIZE))
     }
 
     /// The page of bounce address `addr`, allocated if missing.
@@ -289,11 +289,11 @@ impl BounceTable {
     pub(crate) fn map(&self, iova: u64, region: DmaRegion) -> Result {
         let slots = self.slots(iova, region.len).ok_or(EINVAL)?;
         // The lent address that the start of the first slot stands for.
-        let base = region.va.wrapping_sub((iova as usize) & (BOUNCE_SIZE - 1));
+        let base = region.va.wrapping_sub((iova as usize) & (SLOT_SIZE - 1));
         for (k, s) in slots.enumerate() {
-            self.page_or_alloc(s << BOUNCE_SHIFT)?;
+            self.page_or_alloc(s << SLOT_SHIFT)?;
             // INVARIANT: The slot belongs to this mapping, whose region is valid until unmap.
-            self.orig[s].store(base.wrapping_add(k << BOUNCE_SHIFT), Release);
+            self.orig[s].store(base.wrapping_add(k << SLOT_SHIFT), Release);
         }
         Ok(())
     }
@@ -324,8 +324,8 @@ impl BounceTable {
             if orig == 0 || page.is_null() {
                 break;
             }
-            let in_slot = addr & (BOUNCE_SIZE - 1);
-            let sz = (BOUNCE_SIZE - in_slot).min(end - addr);
+            let in_slot = addr & (SLOT_SIZE - 1);
+            let sz = (SLOT_SIZE - in_slot).min(end - addr);
             // SAFETY: A kernel page lives as long as the table (type invariant), a user page
             // as long as it is registered, which the read lock held here guarantees.
             let bounce = unsafe { page_address(page) };
@@ -389,7 +389,7 @@ impl BounceTable {
         let start = iova as usize;
         let user = self.user.read();
         for s in slots {
-            let page = self.copy_page(&user, (s << BOUNCE_SHIFT) >> PAGE_SHIFT);
+            let page = self.copy_page(&user, (s << SLOT_SHIFT) >> PAGE_SHIFT);
             if self.orig[s].load(Acquire) == 0 || page.is_null() {
                 return Err(EFAULT);
             }
@@ -398,7 +398,7 @@ impl BounceTable {
         let end = start + len;
         while addr < end {
             let page = self.copy_page(&user, addr >> PAGE_SHIFT);
-            let sz = (BOUNCE_SIZE - (addr & (BOUNCE_SIZE - 1))).min(end - addr);
+            let sz = (SLOT_SIZE - (addr & (SLOT_SIZE - 1))).min(end - addr);
             // SAFETY: `page` is non-null (checked above for every slot) and alive while the
             // read lock is held (a kernel page lives as long as the table, a user page as
             // long as it is registered); `addr % PAGE_SIZE + sz <= PAGE_SIZE`.

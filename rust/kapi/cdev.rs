@@ -38,7 +38,7 @@ use kernel::{
 };
 
 /// Number of bits of the minor part of a `dev_t` (`MINORBITS`).
-pub(crate) const MINORBITS: u32 = 20;
+pub(crate) const MINORBITS: u32 = crate::ffi::MINORBITS;
 /// Number of minors of a major (`1 << MINORBITS`).
 pub(crate) const MINORS: u32 = 1 << MINORBITS;
 

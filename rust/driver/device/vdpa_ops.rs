@@ -131,9 +131,9 @@ impl Device {
         // The device holds a reference on `self` until `free`.
         let (ngroups, nas) = (self.ngroups, self.nas);
         let vdpa = if self.vduse_features.suspend() {
-            VdpaDevice::alloc::<OpsWithSuspend>(node, mdev, name, ngroups, nas, self.clone())
+            VdpaDevice::alloc::<Ops<true>>(node, mdev, name, ngroups, nas, self.clone())
         } else {
-            VdpaDevice::alloc::<Ops>(node, mdev, name, ngroups, nas, self.clone())
+            VdpaDevice::alloc::<Ops<false>>(node, mdev, name, ngroups, nas, self.clone())
         }?;
         st.bound = true;
         // From here on `bounce_size` is frozen.
@@ -189,9 +189,13 @@ impl Device {
     fn vdpa_set_vq_ready(&self, idx: u16, ready: bool) {
         let Some(vq) = self.vq_at(idx) else { return };
         if self.vduse_features.queue_ready() {
-            let mut r = DevRequest::new(req::SET_VQ_READY);
-            r.put_u32(0, u32::from(idx));
-            r.put_u32(4, u32::from(ready));
+            let r = DevRequest::with(
+                req::SET_VQ_READY,
+                &uapi::VqReady {
+                    num: u32::from(idx),
+                    ready: u32::from(ready),
+                },
+            );
             if self.request(r).is_err() {
                 self.msgs.break_device();
                 return;
@@ -224,15 +228,18 @@ impl Device {
     fn vdpa_get_vq_state(&self, idx: u16) -> Result<VqState> {
         self.vq_at(idx).ok_or(EINVAL)?;
         let packed = self.packed();
-        let mut r = DevRequest::new(req::GET_VQ_STATE);
-        r.put_u32(0, u32::from(idx));
-        let resp = self.request(r)?;
-        // `struct vduse_vq_state`: `index` (4 bytes), then the split or packed state.
-        let words = [4, 6, 8, 10].map(|off| resp.u16_at(off));
+        let r = DevRequest::with(
+            req::GET_VQ_STATE,
+            &uapi::VqStateMsg {
+                index: u32::from(idx),
+                ..Default::default()
+            },
+        );
+        let state = self.request(r)?.payload_as::<uapi::VqStateMsg>().state;
         Ok(if packed {
-            VqState::Packed(words)
+            VqState::Packed(state)
         } else {
-            VqState::Split(words[0])
+            VqState::Split(state[0])
         })
     }
 
@@ -281,8 +288,7 @@ impl Device {
 
     /// `VDUSE_SET_STATUS` to the daemon.
     fn send_status(&self, status: u8) -> Result {
-        let mut r = DevRequest::new(req::SET_STATUS);
-        r.put_u8(0, status);
+        let r = DevRequest::with(req::SET_STATUS, &uapi::DevStatus { status });
         self.request(r).map(|_| ())
     }
 
@@ -363,12 +369,26 @@ impl Device {
         if let Some(domain) = &domain {
             domain.set_consumer_maps(maps)?;
         }
-        let mut r = DevRequest::new(req::UPDATE_IOTLB);
-        r.put_u64(0, 0);
-        r.put_u64(8, u64::MAX);
-        if self.api.has_groups() {
-            r.put_u32(16, asid);
-        }
+        // The whole range; with API 1, of the address space.
+        let r = if self.api.has_groups() {
+            DevRequest::with(
+                req::UPDATE_IOTLB,
+                &uapi::IovaRangeV2 {
+                    start: 0,
+                    last: u64::MAX,
+                    asid,
+                    padding: 0,
+                },
+            )
+        } else {
+            DevRequest::with(
+                req::UPDATE_IOTLB,
+                &uapi::IovaRange {
+                    start: 0,
+                    last: u64::MAX,
+                },
+            )
+        };
         let res = self.request(r).map(|_| ());
         if let (Err(_), Some(domain)) = (&res, &domain) {
             // Emptying cannot fail.
@@ -384,9 +404,7 @@ impl Device {
         }
         // The group's map ops will look the space up in atomic context: it must exist first.
         self.create_space(asid)?;
-        let mut r = DevRequest::new(req::SET_VQ_GROUP_ASID);
-        r.put_u32(0, group);
-        r.put_u32(4, asid);
+        let r = DevRequest::with(req::SET_VQ_GROUP_ASID, &uapi::VqGroupAsid { group, asid });
         self.request(r)?;
         // The group's map ops use the new address space from now on.
         if let Some(g) = self.groups.get(group as usize) {
@@ -420,209 +438,195 @@ impl Device {
     }
 }
 
-/// The config ops of a device created without `VDUSE_F_SUSPEND`.
-pub(crate) struct Ops;
+/// The config and map ops of a device: `Ops<true>` for a device created with
+/// `VDUSE_F_SUSPEND` (the vDPA core then offers `suspend`), `Ops<false>` without. `#[vtable]`
+/// keeps a `HAS_SUSPEND` the impl declares, so one impl serves both.
+pub(crate) struct Ops<const SUSPEND: bool>;
 
-/// The config ops of a device created with `VDUSE_F_SUSPEND`: those of [`Ops`] and `suspend`.
-pub(crate) struct OpsWithSuspend;
+#[vtable]
+impl<const SUSPEND: bool> ConfigOps for Ops<SUSPEND> {
+    type Ptr = Arc<Device>;
 
-/// Implements [`ConfigOps`] for `$ops` by calling the [`Device`] methods, plus `$extra`.
-macro_rules! config_ops {
-    ($ops:ty, $($extra:item)*) => {
-        #[vtable]
-        impl ConfigOps for $ops {
-            type Ptr = Arc<Device>;
+    const HAS_SUSPEND: bool = SUSPEND;
 
-            fn set_vq_address(
-                this: Borrowed<'_, Self>,
-                idx: u16,
-                desc: u64,
-                driver: u64,
-                device: u64,
-            ) -> Result {
-                this.vdpa_set_vq_address(idx, desc, driver, device);
-                Ok(())
-            }
-            fn set_vq_num(this: Borrowed<'_, Self>, idx: u16, num: u32) {
-                this.vdpa_set_vq_num(idx, num)
-            }
-            fn get_vq_size(this: Borrowed<'_, Self>, idx: u16) -> u16 {
-                this.vdpa_get_vq_size(idx)
-            }
-            fn kick_vq(this: Borrowed<'_, Self>, idx: u16) {
-                Device::vdpa_kick_vq(this, idx)
-            }
-            fn set_vq_cb(this: Borrowed<'_, Self>, idx: u16, cb: Callback<'_>) {
-                this.vdpa_set_vq_cb(idx, cb)
-            }
-            fn set_vq_ready(this: Borrowed<'_, Self>, idx: u16, ready: bool) {
-                this.vdpa_set_vq_ready(idx, ready)
-            }
-            fn get_vq_ready(this: Borrowed<'_, Self>, idx: u16) -> bool {
-                this.vdpa_get_vq_ready(idx)
-            }
-            fn set_vq_state(this: Borrowed<'_, Self>, idx: u16, state: VqStateWords) -> Result {
-                this.vdpa_set_vq_state(idx, state);
-                Ok(())
-            }
-            fn get_vq_state(this: Borrowed<'_, Self>, idx: u16) -> Result<VqState> {
-                this.vdpa_get_vq_state(idx)
-            }
-            fn get_vq_align(this: Borrowed<'_, Self>) -> u32 {
-                this.vdpa_get_vq_align()
-            }
-            fn get_vq_group(this: Borrowed<'_, Self>, idx: u16) -> u32 {
-                this.vdpa_get_vq_group(idx)
-            }
-            fn get_vq_map(this: Borrowed<'_, Self>, idx: u16) -> Option<u32> {
-                Some(this.vdpa_get_vq_group(idx))
-            }
-            fn get_device_features(this: Borrowed<'_, Self>) -> u64 {
-                this.vdpa_get_device_features()
-            }
-            fn set_driver_features(this: Borrowed<'_, Self>, features: u64) -> Result {
-                this.vdpa_set_driver_features(features);
-                Ok(())
-            }
-            fn get_driver_features(this: Borrowed<'_, Self>) -> u64 {
-                this.vdpa_get_driver_features()
-            }
-            fn set_config_cb(this: Borrowed<'_, Self>, cb: Callback<'_>) {
-                this.vdpa_set_config_cb(cb)
-            }
-            fn get_vq_num_max(this: Borrowed<'_, Self>) -> u16 {
-                this.vdpa_get_vq_num_max()
-            }
-            fn get_device_id(this: Borrowed<'_, Self>) -> u32 {
-                this.vdpa_get_device_id()
-            }
-            fn get_vendor_id(this: Borrowed<'_, Self>) -> u32 {
-                this.vdpa_get_vendor_id()
-            }
-            fn get_status(this: Borrowed<'_, Self>) -> u8 {
-                this.vdpa_get_status()
-            }
-            fn set_status(this: Borrowed<'_, Self>, status: u8) {
-                this.vdpa_set_status(status)
-            }
-            fn reset(this: Borrowed<'_, Self>) -> Result {
-                this.vdpa_reset()
-            }
-            fn get_config_size(this: Borrowed<'_, Self>) -> usize {
-                this.vdpa_get_config_size()
-            }
-            fn get_config(this: Borrowed<'_, Self>, offset: u32, out: &mut [u8]) {
-                this.vdpa_get_config(offset, out)
-            }
-            fn set_config(_this: Borrowed<'_, Self>, _offset: u32, _data: &[u8]) {
-                // The configuration space is read-only for the driver, as in C.
-            }
-            fn get_generation(this: Borrowed<'_, Self>) -> u32 {
-                this.vdpa_get_generation()
-            }
-            fn set_map(this: Borrowed<'_, Self>, asid: u32, iotlb: &Iotlb<'_>) -> Result {
-                this.vdpa_set_map(asid, iotlb)
-            }
-            fn set_vq_affinity(
-                this: Borrowed<'_, Self>,
-                idx: u16,
-                mask: Option<CpuMask>,
-            ) -> Result {
-                if let Some(vq) = this.vq_at(idx) {
-                    vq.set_driver_affinity(mask);
-                }
-                Ok(())
-            }
-            fn get_vq_affinity(this: Borrowed<'_, Self>, idx: u16) -> Option<CpuMask> {
-                this.vq_at(idx).map(|vq| vq.irq_affinity())
-            }
-            fn set_group_asid(this: Borrowed<'_, Self>, group: u32, asid: u32) -> Result {
-                this.vdpa_set_group_asid(group, asid)
-            }
-            fn free(this: Arc<Device>) {
-                this.vdpa_free()
-            }
-            $($extra)*
+    fn set_vq_address(
+        this: Borrowed<'_, Self>,
+        idx: u16,
+        desc: u64,
+        driver: u64,
+        device: u64,
+    ) -> Result {
+        this.vdpa_set_vq_address(idx, desc, driver, device);
+        Ok(())
+    }
+    fn set_vq_num(this: Borrowed<'_, Self>, idx: u16, num: u32) {
+        this.vdpa_set_vq_num(idx, num)
+    }
+    fn get_vq_size(this: Borrowed<'_, Self>, idx: u16) -> u16 {
+        this.vdpa_get_vq_size(idx)
+    }
+    fn kick_vq(this: Borrowed<'_, Self>, idx: u16) {
+        Device::vdpa_kick_vq(this, idx)
+    }
+    fn set_vq_cb(this: Borrowed<'_, Self>, idx: u16, cb: Callback<'_>) {
+        this.vdpa_set_vq_cb(idx, cb)
+    }
+    fn set_vq_ready(this: Borrowed<'_, Self>, idx: u16, ready: bool) {
+        this.vdpa_set_vq_ready(idx, ready)
+    }
+    fn get_vq_ready(this: Borrowed<'_, Self>, idx: u16) -> bool {
+        this.vdpa_get_vq_ready(idx)
+    }
+    fn set_vq_state(this: Borrowed<'_, Self>, idx: u16, state: VqStateWords) -> Result {
+        this.vdpa_set_vq_state(idx, state);
+        Ok(())
+    }
+    fn get_vq_state(this: Borrowed<'_, Self>, idx: u16) -> Result<VqState> {
+        this.vdpa_get_vq_state(idx)
+    }
+    fn get_vq_align(this: Borrowed<'_, Self>) -> u32 {
+        this.vdpa_get_vq_align()
+    }
+    fn get_vq_group(this: Borrowed<'_, Self>, idx: u16) -> u32 {
+        this.vdpa_get_vq_group(idx)
+    }
+    fn get_vq_map(this: Borrowed<'_, Self>, idx: u16) -> Option<u32> {
+        Some(this.vdpa_get_vq_group(idx))
+    }
+    fn get_device_features(this: Borrowed<'_, Self>) -> u64 {
+        this.vdpa_get_device_features()
+    }
+    fn set_driver_features(this: Borrowed<'_, Self>, features: u64) -> Result {
+        this.vdpa_set_driver_features(features);
+        Ok(())
+    }
+    fn get_driver_features(this: Borrowed<'_, Self>) -> u64 {
+        this.vdpa_get_driver_features()
+    }
+    fn set_config_cb(this: Borrowed<'_, Self>, cb: Callback<'_>) {
+        this.vdpa_set_config_cb(cb)
+    }
+    fn get_vq_num_max(this: Borrowed<'_, Self>) -> u16 {
+        this.vdpa_get_vq_num_max()
+    }
+    fn get_device_id(this: Borrowed<'_, Self>) -> u32 {
+        this.vdpa_get_device_id()
+    }
+    fn get_vendor_id(this: Borrowed<'_, Self>) -> u32 {
+        this.vdpa_get_vendor_id()
+    }
+    fn get_status(this: Borrowed<'_, Self>) -> u8 {
+        this.vdpa_get_status()
+    }
+    fn set_status(this: Borrowed<'_, Self>, status: u8) {
+        this.vdpa_set_status(status)
+    }
+    fn reset(this: Borrowed<'_, Self>) -> Result {
+        this.vdpa_reset()
+    }
+    fn get_config_size(this: Borrowed<'_, Self>) -> usize {
+        this.vdpa_get_config_size()
+    }
+    fn get_config(this: Borrowed<'_, Self>, offset: u32, out: &mut [u8]) {
+        this.vdpa_get_config(offset, out)
+    }
+    fn set_config(_this: Borrowed<'_, Self>, _offset: u32, _data: &[u8]) {
+        // The configuration space is read-only for the driver, as in C.
+    }
+    fn get_generation(this: Borrowed<'_, Self>) -> u32 {
+        this.vdpa_get_generation()
+    }
+    fn set_map(this: Borrowed<'_, Self>, asid: u32, iotlb: &Iotlb<'_>) -> Result {
+        this.vdpa_set_map(asid, iotlb)
+    }
+    fn set_vq_affinity(this: Borrowed<'_, Self>, idx: u16, mask: Option<CpuMask>) -> Result {
+        if let Some(vq) = this.vq_at(idx) {
+            vq.set_driver_affinity(mask);
         }
-
-        impl MapOps for $ops {
-            fn map_page(
-                this: Borrowed<'_, Self>,
-                group: u32,
-                region: DmaRegion,
-                dir: DataDirection,
-                attrs: usize,
-            ) -> Result<u64> {
-                this.group_domain(group)?.map_page(region, dir, attrs)
-            }
-            fn unmap_page(
-                this: Borrowed<'_, Self>,
-                group: u32,
-                addr: u64,
-                size: usize,
-                dir: DataDirection,
-                attrs: usize,
-            ) {
-                if let Ok(d) = this.group_domain(group) {
-                    d.unmap_page(addr, size, dir, attrs)
-                }
-            }
-            fn sync_for_cpu(
-                this: Borrowed<'_, Self>,
-                group: u32,
-                addr: u64,
-                size: usize,
-                dir: DataDirection,
-            ) {
-                if let Ok(d) = this.group_domain(group) {
-                    d.sync_for_cpu(addr, size, dir)
-                }
-            }
-            fn sync_for_device(
-                this: Borrowed<'_, Self>,
-                group: u32,
-                addr: u64,
-                size: usize,
-                dir: DataDirection,
-            ) {
-                if let Ok(d) = this.group_domain(group) {
-                    d.sync_for_device(addr, size, dir)
-                }
-            }
-            fn alloc_coherent(
-                this: Borrowed<'_, Self>,
-                group: u32,
-                size: usize,
-                gfp: gfp_t,
-            ) -> Result<(NonNull<u8>, u64)> {
-                this.group_domain(group)?.alloc_coherent(size, gfp)
-            }
-            fn free_coherent(
-                this: Borrowed<'_, Self>,
-                group: u32,
-                size: usize,
-                _vaddr: NonNull<u8>,
-                addr: u64,
-            ) {
-                if let Ok(d) = this.group_domain(group) {
-                    d.free_coherent(addr, size)
-                }
-            }
-            fn need_sync(this: Borrowed<'_, Self>, group: u32, addr: u64) -> bool {
-                this.group_domain(group)
-                    .is_ok_and(|d| addr < d.bounce_size() as u64)
-            }
-            fn max_mapping_size(this: Borrowed<'_, Self>, group: u32) -> usize {
-                this.group_domain(group).map_or(0, |d| d.bounce_size())
-            }
-        }
-    };
-}
-
-config_ops!(Ops,);
-config_ops!(
-    OpsWithSuspend,
+        Ok(())
+    }
+    fn get_vq_affinity(this: Borrowed<'_, Self>, idx: u16) -> Option<CpuMask> {
+        this.vq_at(idx).map(|vq| vq.irq_affinity())
+    }
+    fn set_group_asid(this: Borrowed<'_, Self>, group: u32, asid: u32) -> Result {
+        this.vdpa_set_group_asid(group, asid)
+    }
+    fn free(this: Arc<Device>) {
+        this.vdpa_free()
+    }
     fn suspend(this: Borrowed<'_, Self>) -> Result {
         this.vdpa_suspend()
     }
-);
+}
+
+impl<const SUSPEND: bool> MapOps for Ops<SUSPEND> {
+    fn map_page(
+        this: Borrowed<'_, Self>,
+        group: u32,
+        region: DmaRegion,
+        dir: DataDirection,
+        attrs: usize,
+    ) -> Result<u64> {
+        this.group_domain(group)?.map_page(region, dir, attrs)
+    }
+    fn unmap_page(
+        this: Borrowed<'_, Self>,
+        group: u32,
+        addr: u64,
+        size: usize,
+        dir: DataDirection,
+        attrs: usize,
+    ) {
+        if let Ok(d) = this.group_domain(group) {
+            d.unmap_page(addr, size, dir, attrs)
+        }
+    }
+    fn sync_for_cpu(
+        this: Borrowed<'_, Self>,
+        group: u32,
+        addr: u64,
+        size: usize,
+        dir: DataDirection,
+    ) {
+        if let Ok(d) = this.group_domain(group) {
+            d.sync_for_cpu(addr, size, dir)
+        }
+    }
+    fn sync_for_device(
+        this: Borrowed<'_, Self>,
+        group: u32,
+        addr: u64,
+        size: usize,
+        dir: DataDirection,
+    ) {
+        if let Ok(d) = this.group_domain(group) {
+            d.sync_for_device(addr, size, dir)
+        }
+    }
+    fn alloc_coherent(
+        this: Borrowed<'_, Self>,
+        group: u32,
+        size: usize,
+        gfp: gfp_t,
+    ) -> Result<(NonNull<u8>, u64)> {
+        this.group_domain(group)?.alloc_coherent(size, gfp)
+    }
+    fn free_coherent(
+        this: Borrowed<'_, Self>,
+        group: u32,
+        size: usize,
+        _vaddr: NonNull<u8>,
+        addr: u64,
+    ) {
+        if let Ok(d) = this.group_domain(group) {
+            d.free_coherent(addr, size)
+        }
+    }
+    fn need_sync(this: Borrowed<'_, Self>, group: u32, addr: u64) -> bool {
+        this.group_domain(group)
+            .is_ok_and(|d| addr < d.bounce_size() as u64)
+    }
+    fn max_mapping_size(this: Borrowed<'_, Self>, group: u32) -> usize {
+        this.group_domain(group).map_or(0, |d| d.bounce_size())
+    }
+}

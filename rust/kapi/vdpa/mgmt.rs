@@ -20,7 +20,7 @@ use kernel::{
 pub(crate) const MAX_DEVICE_IDS: usize = 4;
 
 /// `VIRTIO_DEV_ANY_ID`.
-const VIRTIO_DEV_ANY_ID: u32 = 0xffff_ffff;
+const VIRTIO_DEV_ANY_ID: u32 = ffi::VIRTIO_DEV_ANY_ID;
 
 /// The operations of a management device.
 pub(crate) trait MgmtOps: Sized {
