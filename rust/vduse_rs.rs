@@ -59,6 +59,10 @@ module! {
             default: 2048,
             description: "Maximum number of iotlb entries. (default: 2048)",
         },
+        orphan_timeout: u32 {
+            default: 0,
+            description: "Seconds a device on the vDPA bus may stay without a daemon before its requests in flight are failed (0: never, as vduse.ko)",
+        },
     },
 }
 

@@ -72,13 +72,12 @@ use kernel::{
         File,
         Kiocb, //
     },
-    impl_has_work,
     ioctl::_IOC_SIZE,
     iov::{
         IovIterDest,
         IovIterSource, //
     },
-    new_mutex, new_spinlock_irq, new_work,
+    new_mutex, new_spinlock_irq,
     page::PAGE_SIZE,
     prelude::*,
     str::BStr,
@@ -94,6 +93,11 @@ use kernel::{
         Mutex,
         SpinLockIrq, //
     },
+    time::{
+        msecs_to_jiffies,
+        Instant,
+        Monotonic, //
+    },
     transmute::{
         AsBytes,
         FromBytes, //
@@ -104,6 +108,11 @@ use kernel::{
     },
     workqueue::{
         self,
+        impl_has_delayed_work,
+        impl_has_work,
+        new_delayed_work,
+        new_work,
+        DelayedWork,
         Work,
         WorkItem, //
     },
@@ -231,6 +240,8 @@ struct State {
     /// No daemon will serve the device again: its requests in flight were completed with an
     /// error (the orphan drain), and the node cannot be opened (`EPERM`).
     orphaned: bool,
+    /// When the node was last closed (for `orphan_timeout`).
+    closed_at: Option<Instant<Monotonic>>,
 }
 
 /// Bounce-buffer settings (`dev->domain_lock`).
@@ -315,22 +326,46 @@ pub(crate) struct Device {
     iova_cache: IovaCache,
     /// Drains the virtqueues kicked while the device is orphaned.
     #[pin]
-    drain_work: Work<Device>,
+    drain_work: Work<Device, DRAIN_WORK>,
+    /// Orphans the device `orphan_timeout` seconds after its node was closed.
+    #[pin]
+    orphan_timer: DelayedWork<Device, ORPHAN_TIMER>,
     /// The module stays loaded while a device exists.
     _module: ModuleRef,
 }
 
+/// The work item id of [`Device::drain_work`].
+const DRAIN_WORK: u64 = 0;
+/// The work item id of [`Device::orphan_timer`].
+const ORPHAN_TIMER: u64 = 1;
+
 impl_has_work! {
-    impl HasWork<Self> for Device { self.drain_work }
+    impl HasWork<Self, DRAIN_WORK> for Device { self.drain_work }
+}
+impl_has_delayed_work! {
+    impl HasDelayedWork<Self, ORPHAN_TIMER> for Device { self.orphan_timer }
 }
 
-impl WorkItem for Device {
+impl WorkItem<DRAIN_WORK> for Device {
     type Pointer = Arc<Device>;
 
     fn run(this: Arc<Device>) {
         this.drain_queues();
         this.requeue_drain();
     }
+}
+
+impl WorkItem<ORPHAN_TIMER> for Device {
+    type Pointer = Arc<Device>;
+
+    fn run(this: Arc<Device>) {
+        this.orphan_timer_fired();
+    }
+}
+
+/// `orphan_timeout`, in seconds (0: off).
+fn orphan_timeout() -> u32 {
+    crate::module_parameters::orphan_timeout.value()
 }
 
 impl Device {
@@ -390,6 +425,7 @@ impl Device {
                 sysfs <- new_mutex!(None, "Device::sysfs"),
                 iova_cache,
                 drain_work <- new_work!("Device::drain_work"),
+                orphan_timer <- new_delayed_work!("Device::orphan_timer"),
                 _module: ModuleRef::get(kernel::module::this_module::<crate::LocalModule>()),
             }),
             GFP_KERNEL,
@@ -441,7 +477,49 @@ impl Device {
 
     /// The node was closed: it may be opened again.
     fn disconnect(&self) {
-        self.state.lock().connected = false;
+        let mut st = self.state.lock();
+        st.connected = false;
+        st.closed_at = Some(Instant::now());
+    }
+
+    /// The node was closed: with `orphan_timeout` set, the device is orphaned if no daemon
+    /// opens it within that time while it is on the vDPA bus (a extension of the uAPI,
+    /// `Documentation/orphan-drain.rst`).
+    fn arm_orphan_timer(self: &Arc<Self>) {
+        let secs = orphan_timeout();
+        if secs == 0 {
+            return;
+        }
+        let delay = msecs_to_jiffies(secs.saturating_mul(1000));
+        // Already queued (an earlier close): that run sees the later close and re-arms.
+        let _ = workqueue::system().enqueue_delayed::<_, ORPHAN_TIMER>(self.clone(), delay);
+    }
+
+    /// The orphan timer ran: orphans the device if it is still on the bus with its node closed
+    /// since `orphan_timeout`, re-arms for the rest if it was closed later. Process context.
+    fn orphan_timer_fired(self: &Arc<Self>) {
+        let secs = orphan_timeout();
+        let left = {
+            let st = self.state.lock();
+            let Some(closed) = st.closed_at else { return };
+            if secs == 0 || st.connected || st.orphaned || !st.bound {
+                return;
+            }
+            let waited = closed.elapsed().as_millis();
+            i64::from(secs) * 1000 - waited
+        };
+        if left > 0 {
+            // CAST: `0 < left <= secs * 1000`, which fits in `u32`.
+            let delay = msecs_to_jiffies(left as u32);
+            let _ = workqueue::system().enqueue_delayed::<_, ORPHAN_TIMER>(self.clone(), delay);
+            return;
+        }
+        pr_info!(
+            "{}: no daemon for {} s (orphan_timeout)\n",
+            BStr::from_bytes(self.name()),
+            secs
+        );
+        self.orphan();
     }
 
     /// `VDUSE_DESTROY_DEV`: refuses while the node is open or the device is on the vDPA bus;
@@ -464,6 +542,8 @@ impl Device {
     pub(crate) fn remove_node(&self) {
         let sysfs = self.sysfs.lock().take();
         drop(sysfs);
+        // The timer runs now and finds the device being destroyed (`connected`).
+        crate::kapi::misc::flush_delayed_work(&self.orphan_timer);
         crate::kapi::misc::flush_work(&self.drain_work);
         for vq in self.vqs.iter() {
             vq.flush_kicks();
@@ -505,7 +585,7 @@ impl Device {
     fn requeue_drain(self: &Arc<Self>) {
         if self.vqs.iter().any(|vq| vq.drain_pending()) {
             // Already queued: that run drains them.
-            let _ = workqueue::system().enqueue(self.clone());
+            let _ = workqueue::system().enqueue::<_, DRAIN_WORK>(self.clone());
         }
     }
 
@@ -534,7 +614,7 @@ impl Device {
     /// context.
     pub(crate) fn queue_drain(self: ArcBorrow<'_, Self>) {
         // Already queued: that run drains this queue too.
-        let _ = workqueue::system().enqueue(Arc::from(self));
+        let _ = workqueue::system().enqueue::<_, DRAIN_WORK>(Arc::from(self));
     }
 
     /// `msg_timeout` (sysfs show).
@@ -928,6 +1008,8 @@ impl FileOps for Device {
         // Broken (a request timed out) and now without a daemon: never to be served again.
         if this.msgs.is_broken() {
             this.orphan();
+        } else {
+            this.arm_orphan_timer();
         }
     }
 

@@ -1,8 +1,8 @@
 // SPDX-License-Identifier: GPL-2.0
 
 //! Small kernel facilities with no Rust abstraction in 7.3: capabilities (`kernel::cred`),
-//! `kstrtouint` (`kernel::str`), `flush_work` and `queue_work_on` with a CPU
-//! (`kernel::workqueue`).
+//! `kstrtouint` (`kernel::str`), `flush_work`, `flush_delayed_work` and `queue_work_on` with a
+//! CPU (`kernel::workqueue`).
 //!
 //! C headers: [`include/linux/capability.h`](srctree/include/linux/capability.h),
 //! [`include/linux/kstrtox.h`](srctree/include/linux/kstrtox.h),
@@ -13,6 +13,7 @@ use kernel::{
     error::to_result,
     prelude::*,
     workqueue::{
+        DelayedWork,
         Queue,
         RawWorkItem,
         Work, //
@@ -46,6 +47,19 @@ pub(crate) fn flush_work<T: ?Sized, const ID: u64>(work: &Work<T, ID>) {
     // work item alive for the call; `flush_work` may sleep, which callers allow (process
     // context).
     unsafe { bindings::flush_work(Work::raw_get(work)) };
+}
+
+/// Runs `work` now if its timer is pending, and waits until it is neither queued nor running
+/// (`flush_delayed_work`; the Rust workqueue has no cancel, which would leak the queued
+/// pointer). Sleeps: process context only.
+pub(crate) fn flush_delayed_work<T: ?Sized, const ID: u64>(work: &DelayedWork<T, ID>) {
+    // CAST: `DelayedWork` is a `repr(transparent)` wrapper of `Opaque<struct delayed_work>`.
+    let raw = core::ptr::from_ref(work)
+        .cast::<bindings::delayed_work>()
+        .cast_mut();
+    // SAFETY: `raw` points to an initialised delayed work item alive for the call (a
+    // reference); `flush_delayed_work` may sleep, which callers allow (process context).
+    unsafe { bindings::flush_delayed_work(raw) };
 }
 
 /// Enqueues `w` on `queue` to run on CPU `cpu` (`queue_work_on`); like [`Queue::enqueue`],

@@ -25,7 +25,8 @@ TESTS=$ROOT/tools/testing/vduse-tests/target/release/vduse-tests
 QSD=${QSD:-qemu-storage-daemon}
 LOGDIR=${VM_OUT:-/tmp}/orphan
 WORK=/dev/shm/vduse-orphan.$$
-CASES=(sample_sigkill_mid_fio qsd_sigkill_mid_fio net_sigkill_mid_traffic scribbled_ring kmemleak_clean)
+CASES=(sample_sigkill_mid_fio qsd_sigkill_mid_fio net_sigkill_mid_traffic scribbled_ring
+	orphan_timeout_without_del kmemleak_clean)
 [ -z "${ORPHAN_CASES:-}" ] || read -r -a CASES <<<"$ORPHAN_CASES"
 
 bail() {
@@ -237,6 +238,50 @@ case_scribbled_ring() {
 	[ "$(dmesg | grep -c "vduse_rs: $name: queue 1: requests in flight left as they are")" = 1 ] ||
 		{ note "no (or more than one) line about queue 1"; return 1; }
 	after_orphan "$name"
+}
+
+# reload_module [PARAM=VALUE]: vduse_rs loaded again (no device may exist), with the parameter.
+reload_module() {
+	rmmod vduse_rs || { note "rmmod vduse_rs failed"; return 1; }
+	insmod "$ROOT/vduse_rs.ko" "$@" || { note "insmod vduse_rs.ko $* failed"; return 1; }
+	wait_until 10 test -c /dev/vduse/control
+}
+
+# With orphan_timeout=8 (a module parameter), a daemon killed and restarted within the time
+# re-attaches and the I/O goes on; killed and not restarted, its requests fail after the
+# timeout without any vdpa dev del, and the del then returns.
+case_orphan_timeout_without_del() {
+	local name=orphan-timeout fio_pid base n rc t0
+	reload_module orphan_timeout=8 || return 1
+	start_blk "$name" sample || return 1
+	add_blk "$name" || return 1
+	local dev=$BLKDEV
+	timeout 600 fio --name=o --filename="$dev" --rw=randread --bs=4k --iodepth=16 --ioengine=libaio \
+		--direct=1 --time_based --runtime=400 >"$WORK/fio.out" 2>&1 &
+	fio_pid=$!
+	read -r base _ _ _ n _ </sys/block/"${dev#/dev/}"/stat
+	wait_until 180 ios_done "$dev" $((base + n + 2000)) || { note "fio did not get going"; return 1; }
+	kill -KILL "$DAEMON"
+	wait "$DAEMON" 2>/dev/null
+	start_blk "$name" sample || return 1
+	read -r base _ _ _ n _ </sys/block/"${dev#/dev/}"/stat
+	wait_until 30 ios_done "$dev" $((base + n + 500)) || { note "no I/O after the restart"; return 1; }
+	! dmesg | grep -q "vduse_rs: $name: no daemon" || { note "orphaned despite the restart"; return 1; }
+	note "restarted within orphan_timeout: re-attached, I/O goes on"
+	kill -0 "$fio_pid" || { note "fio ended"; return 1; }
+	kill -KILL "$DAEMON"
+	wait "$DAEMON" 2>/dev/null
+	t0=$SECONDS
+	wait_until 60 eval '! kill -0 '"$fio_pid"' 2>/dev/null' || { note "fio still runs 60 s after the kill"; return 1; }
+	note "fio ended $((SECONDS - t0)) s after the daemon was killed (orphan_timeout 8 s), no del"
+	wait "$fio_pid"
+	rc=$?
+	[ "$rc" != 0 ] && grep -qE "Input/output error|err= *5" "$WORK/fio.out" || { note "fio saw no EIO ($rc)"; return 1; }
+	dmesg | grep -q "vduse_rs: $name: no daemon for 8 s (orphan_timeout)" || { note "no orphan_timeout line"; return 1; }
+	drained "$name" 1 || return 1
+	timed_del "$name" || return 1
+	after_orphan "$name" || return 1
+	reload_module
 }
 
 case_kmemleak_clean() { kmemleak_clean "after the orphan cases"; }
