@@ -225,12 +225,18 @@ case_net_sigkill_mid_traffic() {
 # that were never made available) and dies. The drain of that queue stops with one line
 # saying why; nothing was really in flight, so the del returns.
 case_scribbled_ring() {
-	local name=orphan-scribble out
+	local name=orphan-scribble out n
 	start_blk "$name" sample || return 1
 	add_blk "$name" || return 1
 	dd if="$BLKDEV" of=/dev/null bs=4k count=64 iflag=direct status=none || return 1
+	# Nothing may be in flight when the daemon dies (udev probes a new disk for a while): the
+	# scribbled queue's real requests would stay, and the del with them.
+	command -v udevadm >/dev/null && udevadm settle -t 60
+	wait_until 30 eval '[ "$(in_flight "$BLKDEV")" = 0 ]' || { note "the disk is not idle"; return 1; }
 	kill -KILL "$DAEMON"
 	wait "$DAEMON" 2>/dev/null
+	n=$(in_flight "$BLKDEV")
+	[ "$n" = 0 ] || { note "$n requests in flight at the kill: not the case meant here"; return 1; }
 	out=$("$TESTS" scribble "$name" 1) || { note "$out"; return 1; }
 	note "$out"
 	timed_del "$name" || return 1

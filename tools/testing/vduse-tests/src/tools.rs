@@ -101,6 +101,7 @@ impl Drop for Mapped {
 /// `vduse-tests scribble NAME QUEUE`: opens the device as its daemon would, and makes split
 /// queue QUEUE lie: every descriptor a device-writable one chained to itself, two more
 /// requests (heads 0 and 1) in the available ring; then closes it, as a daemon that dies.
+/// Refuses a queue with requests in flight (its available and used indexes differ).
 pub fn scribble(name: &str, queue: u32) -> ExitCode {
     match try_scribble(name, queue) {
         Ok(msg) => {
@@ -125,9 +126,20 @@ fn try_scribble(name: &str, queue: u32) -> Result<String, String> {
         .map_err(|e| format!("VQ_GET_INFO: {}", errno_name(e)))?;
     let num = u32::from_ne_bytes(info[4..8].try_into().unwrap_or_default());
     let addr = |o: usize| u64::from_ne_bytes(info[o..o + 8].try_into().unwrap_or_default());
-    let (desc, avail) = (addr(8), addr(16));
+    let (desc, avail, used) = (addr(8), addr(16), addr(24));
     if num == 0 || info[40] == 0 {
         return Err(format!("queue {queue} is not ready"));
+    }
+    // Only a queue with nothing in flight: the point is that the kernel refuses a lying ring
+    // without any request being lost to the lie.
+    let u = Mapped::new(&dev, used, 4 + 8 * u64::from(num))?;
+    let a = Mapped::new(&dev, avail, 4 + 2 * u64::from(num))?;
+    let (ai, ui) = (u16::from_le(a.read_u16(2)), u16::from_le(u.read_u16(2)));
+    if ai != ui {
+        return Err(format!(
+            "queue {queue} has {} requests in flight (available {ai}, used {ui})",
+            ai.wrapping_sub(ui)
+        ));
     }
     let d = Mapped::new(&dev, desc, 16 * u64::from(num))?;
     for i in 0..num as u16 {
@@ -138,8 +150,7 @@ fn try_scribble(name: &str, queue: u32) -> Result<String, String> {
         b[14..].copy_from_slice(&i.to_le_bytes());
         d.write(16 * usize::from(i), &b);
     }
-    let a = Mapped::new(&dev, avail, 4 + 2 * u64::from(num))?;
-    let idx = u16::from_le(a.read_u16(2));
+    let idx = ai;
     for (k, head) in [0u16, 1].iter().enumerate() {
         let slot = usize::from(idx.wrapping_add(k as u16) % num as u16);
         a.write(4 + 2 * slot, &head.to_le_bytes());
