@@ -22,6 +22,33 @@ writes_done() {
 	[ "${w:-0}" -ge "$2" ]
 }
 
+# ios_count DEV: the reads and writes DEV completed (/sys/block/DEV/stat, fields 1 and 5).
+ios_count() {
+	local r w
+	read -r r _ _ _ w _ <"/sys/block/${1#/dev/}/stat"
+	echo $((r + w))
+}
+
+# ios_done DEV N: DEV completed at least N reads and writes.
+ios_done() { [ "$(ios_count "$1")" -ge "$2" ]; }
+
+# in_flight DEV: the requests the block layer has in flight on DEV (reads + writes).
+in_flight() {
+	local r w
+	read -r r w <"/sys/block/${1#/dev/}/inflight"
+	echo $((r + w))
+}
+some_in_flight() { [ "$(in_flight "$1")" -gt 0 ]; }
+
+# io_flows DEV: waits until I/O really flows on DEV: 2000 more requests completed (fio takes
+# seconds to start under TCG, and udev's probe of a new disk is in flight briefly before),
+# then some in flight.
+io_flows() {
+	wait_until 180 ios_done "$1" $(($(ios_count "$1") + 2000)) ||
+		{ note "fio did not get 2000 requests done on $1"; return 1; }
+	wait_until 30 some_in_flight "$1" || { note "no request in flight on $1"; return 1; }
+}
+
 # fs_roundtrip DEV: mkfs, write a file, remount, compare, fsck.
 fs_roundtrip() {
 	local dev=$1

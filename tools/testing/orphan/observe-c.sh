@@ -17,7 +17,7 @@ QSD=${QSD:-qemu-storage-daemon}
 WORK=/dev/shm/vduse-observe.$$
 name=observe-c
 mkdir -p "$WORK"
-note() { echo "# $*"; }
+. "${VDUSE_RS_ROOT:-$(cd "$(dirname "$0")/../../.." && pwd)}/tools/lib/guest-tests.sh"
 module=$( [ -e /sys/module/vduse_rs ] && echo vduse_rs || echo vduse)
 note "driver: $module; kernel $(uname -r)"
 truncate -s 64M "$WORK/$name.img"
@@ -25,7 +25,7 @@ TMPDIR=$WORK "$QSD" --blockdev "driver=file,node-name=f0,filename=$WORK/$name.im
 	--export "type=vduse-blk,id=e0,node-name=f0,name=$name,num-queues=2,queue-size=256,writable=on" \
 	>"$WORK/qsd.log" 2>&1 &
 qsd=$!
-for _ in $(seq 300); do [ -e "/dev/vduse/$name" ] && break; sleep 0.1; done
+wait_until 30 test -e "/dev/vduse/$name"
 vdpa dev add name "$name" mgmtdev vduse || { note "vdpa dev add failed"; exit 1; }
 dev=
 for _ in $(seq 600); do
@@ -36,22 +36,11 @@ done
 note "$name is /dev/$dev"
 fio --name=o --filename="/dev/$dev" --rw=randrw --bs=4k --iodepth=32 --ioengine=libaio --direct=1 \
 	--time_based --runtime=600 --numjobs=2 >"$WORK/fio.out" 2>&1 &
-# fio takes seconds to start under TCG: first 2000 requests done, then some in flight.
-for _ in $(seq 1800); do
-	read -r r _ _ _ w _ <"/sys/block/$dev/stat"
-	[ $((r + w)) -ge 2000 ] && break
-	sleep 0.1
-done
-for _ in $(seq 300); do
-	read -r r w <"/sys/block/$dev/inflight"
-	[ $((r + w)) -gt 0 ] && break
-	sleep 0.1
-done
+io_flows "/dev/$dev"
 sleep 2
 kill -KILL "$qsd"
 sleep 2
-read -r r w <"/sys/block/$dev/inflight"
-note "qemu-storage-daemon killed: $((r + w)) requests in flight on /dev/$dev"
+note "qemu-storage-daemon killed: $(in_flight "$dev") requests in flight on /dev/$dev"
 t0=$SECONDS
 (vdpa dev del "$name"; echo "rc $?" >"$WORK/del") &
 del=$!
@@ -65,9 +54,9 @@ while [ $((SECONDS - t0)) -lt "$WAIT" ]; do
 	fi
 	[ $((s - last)) -ge 10 ] || continue
 	last=$s
-	{ read -r r w <"/sys/block/$dev/inflight"; } 2>/dev/null || r=0 w=0
+	n=$(in_flight "$dev" 2>/dev/null) || n=0
 	st=$(awk '/^State/ { print $2 }' /proc/"$(pgrep -n -x vdpa || echo "$del")"/status 2>/dev/null)
-	note "after ${s}s: vdpa dev del still blocked (state ${st:-?}), $((r + w)) requests in flight"
+	note "after ${s}s: vdpa dev del still blocked (state ${st:-?}), $n requests in flight"
 done
 [ -s "$WORK/del" ] || note "vdpa dev del did not return within ${WAIT}s ($((SECONDS - t0))s)"
 dmesg | grep -E "blocked for more than|hung_task|no daemon" | sed 's/^/#   /'

@@ -89,21 +89,6 @@ add_blk() {
 	note "$1 is $BLKDEV"
 }
 
-# in_flight DEV: requests the block layer has in flight on DEV (reads + writes).
-in_flight() {
-	local r w
-	read -r r w <"/sys/block/${1#/dev/}/inflight"
-	echo $((r + w))
-}
-some_in_flight() { [ "$(in_flight "$1")" -gt 0 ]; }
-# ios_done DEV N: DEV completed at least N reads and writes (fio really runs: it takes seconds
-# to start under TCG, and udev's probe of a new disk is in flight briefly before).
-ios_done() {
-	local r w
-	read -r r _ _ _ w _ </sys/block/"${1#/dev/}"/stat
-	[ $((r + w)) -ge "$2" ]
-}
-
 # timed_del NAME: `vdpa dev del NAME` in the background with its own deadline (a del that
 # blocks cannot be killed); fails if it did not return, or failed, within DEL_LIMIT s.
 timed_del() {
@@ -146,11 +131,7 @@ orphan_blk() {
 	timeout 600 fio --name=o --filename="$dev" --rw=randrw --bs=4k --iodepth=32 --ioengine=libaio \
 		--direct=1 --time_based --runtime=400 --numjobs=2 --group_reporting >"$WORK/fio.out" 2>&1 &
 	fio_pid=$!
-	local base
-	read -r base _ _ _ n _ </sys/block/"${dev#/dev/}"/stat
-	base=$((base + n))
-	wait_until 180 ios_done "$dev" $((base + 2000)) || { note "fio did not get 2000 requests done"; return 1; }
-	wait_until 30 some_in_flight "$dev" || { note "fio never had a request in flight"; return 1; }
+	io_flows "$dev" || return 1
 	sleep 2
 	kill -0 "$fio_pid" 2>/dev/null || { note "fio ended early"; tail -n 15 "$WORK/fio.out" | sed 's/^/#   /'; return 1; }
 	kill -KILL "$DAEMON"
@@ -257,7 +238,7 @@ reload_module() {
 # re-attaches and the I/O goes on; killed and not restarted, its requests fail after the
 # timeout without any vdpa dev del, and the del then returns.
 case_orphan_timeout_without_del() {
-	local name=orphan-timeout fio_pid base n rc t0
+	local name=orphan-timeout fio_pid rc t0
 	reload_module orphan_timeout=8 || return 1
 	start_blk "$name" sample || return 1
 	add_blk "$name" || return 1
@@ -265,13 +246,11 @@ case_orphan_timeout_without_del() {
 	timeout 600 fio --name=o --filename="$dev" --rw=randread --bs=4k --iodepth=16 --ioengine=libaio \
 		--direct=1 --time_based --runtime=400 >"$WORK/fio.out" 2>&1 &
 	fio_pid=$!
-	read -r base _ _ _ n _ </sys/block/"${dev#/dev/}"/stat
-	wait_until 180 ios_done "$dev" $((base + n + 2000)) || { note "fio did not get going"; return 1; }
+	wait_until 180 ios_done "$dev" $(($(ios_count "$dev") + 2000)) || { note "fio did not get going"; return 1; }
 	kill -KILL "$DAEMON"
 	wait "$DAEMON" 2>/dev/null
 	start_blk "$name" sample || return 1
-	read -r base _ _ _ n _ </sys/block/"${dev#/dev/}"/stat
-	wait_until 30 ios_done "$dev" $((base + n + 500)) || { note "no I/O after the restart"; return 1; }
+	wait_until 30 ios_done "$dev" $(($(ios_count "$dev") + 500)) || { note "no I/O after the restart"; return 1; }
 	! dmesg | grep -q "vduse_rs: $name: no daemon" || { note "orphaned despite the restart"; return 1; }
 	note "restarted within orphan_timeout: re-attached, I/O goes on"
 	kill -0 "$fio_pid" || { note "fio ended"; return 1; }
