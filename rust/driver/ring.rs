@@ -588,48 +588,62 @@ impl<A: Area> Tracker<A> {
 #[kunit_tests(vduse_rs_ring)]
 mod tests {
     use super::*;
-    use core::cell::RefCell;
+    use core::cell::Cell;
 
-    /// Plain memory standing for a ring area or the buffers.
-    struct Mem(RefCell<KVec<u8>>);
+    /// Plain memory standing for a ring area or the buffers (cells: nothing here can fail
+    /// but a range check).
+    struct Mem(KVec<Cell<u8>>);
 
     impl Mem {
         fn new(len: usize) -> Result<Self> {
-            let mut v = KVec::new();
-            v.resize(len, 0, GFP_KERNEL)?;
-            Ok(Self(RefCell::new(v)))
+            let mut v = KVec::with_capacity(len, GFP_KERNEL)?;
+            for _ in 0..len {
+                v.push(Cell::new(0), GFP_KERNEL)?;
+            }
+            Ok(Self(v))
+        }
+
+        fn get(&self, off: usize, out: &mut [u8]) -> Option<()> {
+            for (i, b) in out.iter_mut().enumerate() {
+                *b = self.0.get(off.checked_add(i)?)?.get();
+            }
+            Some(())
+        }
+
+        fn set(&self, off: usize, data: &[u8]) -> Option<()> {
+            // All or nothing: the range is checked first.
+            self.0.get(off.checked_add(data.len())?.checked_sub(1)?)?;
+            for (i, &b) in data.iter().enumerate() {
+                self.0.get(off + i)?.set(b);
+            }
+            Some(())
+        }
+
+        /// The offset of device address `addr` (buffers live at `0x1000..`).
+        fn at(addr: u64) -> Result<usize> {
+            Ok(usize::try_from(addr.checked_sub(0x1000).ok_or(EFAULT)?)?)
         }
     }
 
     impl Area for Mem {
         fn read<T: FromBytes + Copy>(&self, off: usize) -> Option<T> {
-            let m = self.0.borrow();
-            T::from_bytes_copy(m.get(off..off.checked_add(core::mem::size_of::<T>())?)?)
+            let mut buf = [0u8; 8];
+            let b = buf.get_mut(..core::mem::size_of::<T>())?;
+            self.get(off, b)?;
+            T::from_bytes_copy(b)
         }
         fn write<T: AsBytes + Copy>(&self, off: usize, v: T) -> Option<()> {
-            let mut m = self.0.borrow_mut();
-            let b = v.as_bytes();
-            m.get_mut(off..off.checked_add(b.len())?)?
-                .copy_from_slice(b);
-            Some(())
+            self.set(off, v.as_bytes())
         }
     }
 
     /// Buffers at device addresses `0x1000..0x1000 + len`.
     impl Buffers for Mem {
         fn read(&self, addr: u64, out: &mut [u8]) -> Result {
-            let m = self.0.borrow();
-            let off = usize::try_from(addr.checked_sub(0x1000).ok_or(EFAULT)?)?;
-            out.copy_from_slice(m.get(off..off + out.len()).ok_or(EFAULT)?);
-            Ok(())
+            self.get(Self::at(addr)?, out).ok_or(EFAULT)
         }
         fn write(&self, addr: u64, data: &[u8]) -> Result {
-            let mut m = self.0.borrow_mut();
-            let off = usize::try_from(addr.checked_sub(0x1000).ok_or(EFAULT)?)?;
-            m.get_mut(off..off + data.len())
-                .ok_or(EFAULT)?
-                .copy_from_slice(data);
-            Ok(())
+            self.set(Self::at(addr)?, data).ok_or(EFAULT)
         }
     }
 

@@ -362,7 +362,7 @@ impl Device {
         // Not `space()`: vhost-vdpa holds the `mmap_lock` here (see the lock order). An
         // address space never used has no mapping to clear, so an empty map does not create it.
         let domain = if maps.is_empty() {
-            self.space_domain(asid).ok()
+            self.domain_atomic(asid).ok()
         } else {
             Some(self.create_space(asid)?)
         };
