@@ -122,3 +122,20 @@ run_cases() {
 	note "$failed of $# failed"
 	[ $failed = 0 ]
 }
+
+# blkdev_of NAME: sets BLKDEV to the /dev/vdX of vDPA device NAME once virtio_blk probed it;
+# fails while there is none.
+blkdev_of() {
+	local b
+	for b in /sys/bus/vdpa/devices/"$1"/virtio*/block/*; do
+		[ -e "$b" ] && [ -b "/dev/${b##*/}" ] && BLKDEV=/dev/${b##*/} && return 0
+	done
+	return 1
+}
+
+# wait_blkdev NAME [SECONDS]: waits (60 s by default) for NAME's block device (BLKDEV).
+wait_blkdev() {
+	BLKDEV=
+	wait_until "${2:-60}" blkdev_of "$1" || { note "no block device appeared for $1"; return 1; }
+	note "$1 is $BLKDEV"
+}

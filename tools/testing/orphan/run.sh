@@ -75,18 +75,10 @@ start_blk() {
 
 # add_blk NAME: on the vDPA bus; BLKDEV is its /dev/vdX.
 BLKDEV=
-blk_of() {
-	local b
-	for b in /sys/bus/vdpa/devices/"$1"/virtio*/block/*; do
-		[ -e "$b" ] && [ -b "/dev/${b##*/}" ] && BLKDEV=/dev/${b##*/} && return 0
-	done
-	return 1
-}
 add_blk() {
 	BLKDEV=
 	wait_until 30 vdpa dev add name "$1" mgmtdev vduse 2>/dev/null || { note "vdpa dev add $1 failed"; return 1; }
-	wait_until 60 blk_of "$1" || { note "no block device for $1"; return 1; }
-	note "$1 is $BLKDEV"
+	wait_blkdev "$1"
 }
 
 # timed_del NAME: `vdpa dev del NAME` in the background with its own deadline (a del that

@@ -68,21 +68,14 @@ restart_qsd() {
 # BLKDEV to its /dev/vdX.
 BLKDEV=
 add_vdpa() {
-	local name=$1 b
+	local name=$1
 	BLKDEV=
 	wait_until 30 vdpa dev add name "$name" mgmtdev vduse 2>/dev/null || {
 		note "vdpa dev add $name failed"
 		return 1
 	}
 	VDPA_DEV=$name
-	find_blk() {
-		for b in /sys/bus/vdpa/devices/"$1"/virtio*/block/*; do
-			[ -e "$b" ] && [ -b "/dev/${b##*/}" ] && BLKDEV=/dev/${b##*/} && return 0
-		done
-		return 1
-	}
-	wait_until 60 find_blk "$name" || { note "no block device appeared for $name"; return 1; }
-	note "$name is $BLKDEV"
+	wait_blkdev "$name"
 }
 
 # teardown NAME: off the bus, daemon stopped (it destroys the device), device gone.

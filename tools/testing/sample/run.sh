@@ -149,7 +149,7 @@ stop_daemon() {
 # add_vdpa NAME: add the vDPA device; sets BLKDEV to its /dev/vdX once virtio-blk probed it.
 BLKDEV=
 add_vdpa() {
-	local name=$1 i b
+	local name=$1
 	BLKDEV=
 	if ! vdpa dev add name "$name" mgmtdev vduse; then
 		note "vdpa dev add $name failed"
@@ -157,18 +157,7 @@ add_vdpa() {
 		return 1
 	fi
 	VDPA_DEVS+=("$name")
-	for i in $(seq 1 600); do
-		for b in /sys/bus/vdpa/devices/"$name"/virtio*/block/*; do
-			if [ -e "$b" ] && [ -b "/dev/${b##*/}" ]; then
-				BLKDEV=/dev/${b##*/}
-				note "$name is $BLKDEV"
-				return 0
-			fi
-		done
-		sleep 0.1
-	done
-	note "no block device appeared for $name"
-	return 1
+	wait_blkdev "$name"
 }
 
 del_vdpa() {
