@@ -176,6 +176,9 @@ pub(crate) struct Device {
     /// Suspended by the vDPA driver (`VDUSE_F_SUSPEND`) until reset: the injection ioctls
     /// refuse it. The barrier itself (no kick, no callback) is each queue's ([`Vq::suspend`]).
     suspended: Atomic<bool>,
+    /// How many requests the orphan drain completed, in all (said when the device leaves the
+    /// bus).
+    drained: Atomic<u64>,
     #[pin]
     state: Mutex<State>,
     #[pin]
@@ -255,6 +258,7 @@ impl Device {
                 vqs,
                 msg_timeout: Atomic::new(MSG_DEFAULT_TIMEOUT),
                 suspended: Atomic::new(false),
+                drained: Atomic::new(0),
                 state <- new_mutex!(State::default(), "Device::state"),
                 domain <- new_mutex!(
                     DomainState {

@@ -210,6 +210,9 @@ pub(crate) struct Vq {
     draining: Atomic<bool>,
     /// A kick arrived while draining: the device's drain work drains this queue again.
     drain_pending: Atomic<bool>,
+    /// Whether [`RingState::tracked`] is set (changed under the ring lock): the kick and
+    /// interrupt paths of an untracked queue (vhost-vdpa's) skip the lock.
+    tracked: Atomic<bool>,
 }
 
 /// The work item id of [`Vq::kick_work`].
@@ -288,6 +291,7 @@ impl Vq {
             ring <- new_spinlock_irq!(RingState::default(), "Vq::ring"),
             draining: Atomic::new(false),
             drain_pending: Atomic::new(false),
+            tracked: Atomic::new(false),
         }))
     }
 
@@ -480,6 +484,10 @@ impl Vq {
     /// Counts what was added to the rings since the last look, if the ring is tracked. Any
     /// context.
     fn observe(&self) {
+        // A look skipped while tracking starts is made by the next event or the drain.
+        if !self.tracked.load(Relaxed) {
+            return;
+        }
         if let Some(t) = self.ring.lock().tracked.as_mut() {
             t.tracker.observe();
         }
@@ -510,6 +518,7 @@ impl Vq {
             let mut r = self.ring.lock();
             r.packed = packed;
             r.stopped = false;
+            self.tracked.store(tracked.is_some(), Relaxed);
             core::mem::replace(&mut r.tracked, tracked)
         };
         // The old tracker's memory goes outside the spinlock.
@@ -518,7 +527,11 @@ impl Vq {
 
     /// Stops tracking (the queue is no longer ready, or reset). Process context.
     pub(crate) fn untrack(&self) {
-        let old = core::mem::take(&mut *self.ring.lock());
+        let old = {
+            let mut r = self.ring.lock();
+            self.tracked.store(false, Relaxed);
+            core::mem::take(&mut *r)
+        };
         drop(old);
     }
 

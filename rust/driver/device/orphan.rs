@@ -14,6 +14,7 @@ use kernel::{
     prelude::*,
     str::BStr,
     sync::{
+        atomic::Relaxed,
         Arc,
         ArcBorrow, //
     },
@@ -153,7 +154,20 @@ impl Device {
                 ),
             }
         }
+        self.drained.add(total, Relaxed);
         total
+    }
+
+    /// The device left the vDPA bus: if it was orphaned, says how many requests its drain
+    /// completed in all (the first drain's line counts only those in flight then).
+    pub(super) fn report_drained(&self) {
+        if self.state.lock().orphaned {
+            pr_info!(
+                "{}: orphan drain: {} requests failed in all\n",
+                BStr::from_bytes(self.name()),
+                self.drained.load(Relaxed)
+            );
+        }
     }
 
     /// A kick of virtqueue `vq` asked for a drain: queued to the device's drain work. Any

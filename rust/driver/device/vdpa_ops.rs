@@ -203,8 +203,8 @@ impl Device {
         }
         vq.set_ready(ready);
         // The ring is followed from here on, for the orphan drain.
-        match (ready, self.group_domain(vq.group())) {
-            (true, Ok(domain)) => vq.track(domain, self.packed()),
+        match ready.then(|| self.group_domain(vq.group())) {
+            Some(Ok(domain)) => vq.track(domain, self.packed()),
             _ => vq.untrack(),
         }
     }
@@ -430,6 +430,7 @@ impl Device {
     /// `free`: the vDPA core releases the vDPA device; the VDUSE device is off the bus.
     fn vdpa_free(&self) {
         self.state.lock().bound = false;
+        self.report_drained();
     }
 
     /// `VDUSE_DEV_INJECT_CONFIG_IRQ`, after [`Device::check_irq_allowed`].
