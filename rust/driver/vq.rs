@@ -136,6 +136,12 @@ struct Kick {
     suspended: bool,
 }
 
+/// Whether an injected interrupt may be delivered in the injecting thread (the `irq_inline`
+/// module parameter; 0 makes every one take the work item hop, as C).
+fn irq_inline() -> bool {
+    crate::module_parameters::irq_inline.value() != 0
+}
+
 /// The in-flight tracking of a ring in the device's coherent memory.
 struct Tracked {
     tracker: Tracker<CoherentArea>,
@@ -404,7 +410,8 @@ impl Vq {
     }
 
     /// `VDUSE_VQ_INJECT_IRQ`: delivers an interrupt to the vDPA driver on a CPU of
-    /// `irq_cb_affinity`: right here if the calling thread runs on one (no workqueue hop),
+    /// `irq_cb_affinity`: right here if the calling thread runs on one (no workqueue hop;
+    /// unless the `irq_inline` module parameter is 0),
     /// else through a work item queued on the next online CPU of the mask (round robin). With
     /// no online CPU in the mask (they went offline after the store), here as well: C loops
     /// forever there (`Documentation/differences.rst`). Process context.
@@ -412,7 +419,7 @@ impl Vq {
         // The daemon completed requests: counted before the driver sees them.
         self.observe();
         let mask = self.irq_affinity();
-        if mask.contains(CpuId::current().as_u32()) {
+        if irq_inline() && mask.contains(CpuId::current().as_u32()) {
             self.deliver_irq();
             return;
         }

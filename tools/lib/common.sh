@@ -9,6 +9,9 @@ KERNEL_SERIES=7.3
 BINDGEN_VERSION=0.72.1
 VNG_VERSION=1.42
 KERNEL_FRAGMENT=$VDUSE_RS_ROOT/tools/configs/vduse-test.config
+# KERNEL_FLAVOUR: test (default; what `make check` runs) or bench (the same kernel without the
+# debugging options: tools/configs/vduse-bench.config merged on top; `make bench`).
+KERNEL_FLAVOUR=${KERNEL_FLAVOUR:-test}
 
 # The rustup rustc first on PATH has no rust-src: kernel Rust must use Debian's rustc-web.
 KERNEL_RUSTC=/usr/bin/rustc
@@ -32,7 +35,7 @@ kernel_key() {
 	src=$(kernel_src) || return 1
 	{
 		make -s -C "$src" kernelversion
-		cat "$KERNEL_FRAGMENT"
+		cat $(kernel_fragments)
 		"$KERNEL_RUSTC" --version
 		"$BINDGEN" --version
 		gcc --version | head -n1
@@ -40,11 +43,23 @@ kernel_key() {
 	} | sha256sum | cut -c1-16
 }
 
-# Directory of the test kernel build for the current inputs (may not exist yet).
+# The config fragments of KERNEL_FLAVOUR, in merge order.
+kernel_fragments() {
+	echo "$KERNEL_FRAGMENT"
+	case $KERNEL_FLAVOUR in
+	test) ;;
+	bench) echo "$VDUSE_RS_ROOT/tools/configs/vduse-bench.config" ;;
+	*) die "KERNEL_FLAVOUR must be test or bench" ;;
+	esac
+}
+
+# Directory of the test kernel build (of KERNEL_FLAVOUR) for the current inputs (may not exist
+# yet).
 kernel_build_dir() {
-	local key
+	local key flavour=
 	key=$(kernel_key) || return 1
-	echo "$VDUSE_RS_CACHE/kernel/$(basename "$(kernel_src)")-$key"
+	[ "$KERNEL_FLAVOUR" = test ] || flavour=$KERNEL_FLAVOUR-
+	echo "$VDUSE_RS_CACHE/kernel/$(basename "$(kernel_src)")-$flavour$key"
 }
 
 # The kernel make variables every build needs.
