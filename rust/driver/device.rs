@@ -179,6 +179,9 @@ pub(crate) struct Device {
     /// How many requests the orphan drain completed, in all (said when the device leaves the
     /// bus).
     drained: Atomic<u64>,
+    /// `VIRTIO_CONFIG_S_DRIVER_OK` is set in [`State::status`] (changed with it, under
+    /// [`Device::state`]): `VDUSE_VQ_INJECT_IRQ` tests it without the mutex.
+    driver_ok: Atomic<bool>,
     #[pin]
     state: Mutex<State>,
     #[pin]
@@ -259,6 +262,7 @@ impl Device {
                 msg_timeout: Atomic::new(MSG_DEFAULT_TIMEOUT),
                 suspended: Atomic::new(false),
                 drained: Atomic::new(0),
+                driver_ok: Atomic::new(false),
                 state <- new_mutex!(State::default(), "Device::state"),
                 domain <- new_mutex!(
                     DomainState {

@@ -70,8 +70,10 @@ impl Device {
 
     /// Whether interrupts may be injected now (`vduse_dev_queue_irq_work` preconditions).
     fn check_irq_allowed(&self) -> Result {
-        let st = self.state.lock();
-        if self.suspended.load(Relaxed) || st.status & STATUS_DRIVER_OK == 0 {
+        // Without the state mutex: a status that changes right after the test is no different
+        // from one that changes right after the lock is dropped (the callbacks have their own
+        // locks, which a reset takes).
+        if self.suspended.load(Relaxed) || !self.driver_ok.load(Relaxed) {
             return Err(EINVAL);
         }
         Ok(())

@@ -11,6 +11,7 @@
 
 use super::{
     Device,
+    STATUS_DRIVER_OK,
     VIRTIO_F_RING_PACKED, //
 };
 use crate::{
@@ -295,7 +296,10 @@ impl Device {
     /// `set_status`: the status changes only if the daemon accepts it.
     fn vdpa_set_status(&self, status: u8) {
         if self.send_status(status).is_ok() {
-            self.state.lock().status = status;
+            let mut st = self.state.lock();
+            st.status = status;
+            self.driver_ok
+                .store(status & STATUS_DRIVER_OK != 0, Relaxed);
         }
     }
 
@@ -329,6 +333,7 @@ impl Device {
         {
             let mut st = self.state.lock();
             st.status = 0;
+            self.driver_ok.store(false, Relaxed);
             st.driver_features = 0;
             st.generation = st.generation.wrapping_add(1);
         }
