@@ -9,6 +9,7 @@
 //! allocates a [`VdpaDevice`] and registers it), [`ConfigOps`] for the devices' config
 //! operations and [`MapOps`] for their virtqueue groups' mapping operations.
 
+mod alloc;
 pub(crate) mod config_ops;
 pub(crate) mod device;
 pub(crate) mod iotlb;

@@ -12,8 +12,8 @@
 //! without [`ConfigOps::suspend`] gives a device that cannot be suspended.
 
 use super::{
-    iotlb::Iotlb,
-    map_ops::GroupToken, //
+    alloc::DeviceAlloc,
+    iotlb::Iotlb, //
 };
 use crate::{
     ffi,
@@ -259,40 +259,6 @@ pub(crate) trait ConfigOps: Sized {
 
 /// The `struct vdpa_config_ops` of `T`.
 pub(crate) struct ConfigOpsVTable<T: ConfigOps>(PhantomData<T>);
-
-/// The driver data following `struct vdpa_device` in the allocation the vDPA core makes for a
-/// device of [`ConfigOpsVTable`] (as C drivers embed it first in their own struct).
-///
-/// # Invariants
-///
-/// Between allocation and the `free` op, `data` is a pointer from `ForeignOwnable::into_foreign`
-/// of the `T::Ptr` of the table the device was allocated with, `groups` is NULL or the
-/// buffer of a `KVec<GroupToken>` of length `ngroups` and capacity `groups_cap` whose tokens
-/// point to this allocation, and `affinity` is NULL or the buffer of a `KVec<cpumask>` of
-/// length `naffinity` and capacity `affinity_cap` (from registration on).
-#[repr(C)]
-pub(crate) struct DeviceAlloc {
-    /// The vDPA device (first: a `*mut vdpa_device` of the vDPA core points to a
-    /// `DeviceAlloc`).
-    pub(crate) vdpa: ffi::vdpa_device,
-    /// The driver data, a foreign `T::Ptr`.
-    pub(crate) data: *mut c_void,
-    /// The `virtio_map` tokens of the groups.
-    pub(crate) groups: *mut GroupToken,
-    /// The number of groups.
-    pub(crate) ngroups: u32,
-    /// The capacity of the tokens' buffer.
-    pub(crate) groups_cap: usize,
-    /// One `struct cpumask` per virtqueue, where `get_vq_affinity` puts the mask it returns
-    /// (the C op returns a pointer the caller reads afterwards).
-    pub(crate) affinity: *mut kernel::bindings::cpumask,
-    /// The number of entries of `affinity`.
-    pub(crate) naffinity: usize,
-    /// The capacity of the buffer of `affinity`.
-    pub(crate) affinity_cap: usize,
-}
-
-const _: () = assert!(core::mem::offset_of!(DeviceAlloc, vdpa) == 0);
 
 /// Converts an op result to the `int` C expects.
 fn to_errno(r: Result) -> c_int {

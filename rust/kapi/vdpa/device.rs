@@ -6,12 +6,12 @@
 //! `_vdpa_register_device()`).
 
 use super::{
-    config_ops::{
-        ConfigOpsVTable,
-        DeviceAlloc, //
+    alloc::{
+        DeviceAlloc,
+        GroupToken, //
     },
+    config_ops::ConfigOpsVTable,
     map_ops::{
-        GroupToken,
         MapOps,
         MapOpsVTable, //
     },

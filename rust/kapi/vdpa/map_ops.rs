@@ -17,10 +17,12 @@
 //! takes only spinlocks that are taken with interrupts disabled everywhere, and touches no
 //! memory that can fault.
 
-use super::config_ops::{
-    Borrowed,
-    ConfigOps,
-    DeviceAlloc, //
+use super::{
+    alloc::GroupToken,
+    config_ops::{
+        Borrowed,
+        ConfigOps, //
+    },
 };
 use crate::{
     ffi,
@@ -107,13 +109,6 @@ pub(crate) trait MapOps: ConfigOps {
 
     /// `max_mapping_size`.
     fn max_mapping_size(this: Borrowed<'_, Self>, group: u32) -> usize;
-}
-
-/// What a `virtio_map` token of a device points to: the device's allocation and a group.
-#[repr(C)]
-pub(crate) struct GroupToken {
-    pub(crate) alloc: *mut DeviceAlloc,
-    pub(crate) group: u32,
 }
 
 /// The `struct virtio_map_ops` of `T`.

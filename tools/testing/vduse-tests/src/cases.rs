@@ -8,6 +8,7 @@ pub mod compat;
 pub mod control;
 pub mod create;
 pub mod device;
+pub mod support;
 pub mod sysfs;
 pub mod vdpa;
 

@@ -2,33 +2,11 @@
 
 //! Creating, opening and destroying VDUSE devices in test cases.
 
-use crate::harness::Ctx;
-use crate::sys::{self, ioc, Fd, Ret, CONTROL, IOC_READ, IOC_WRITE, VDUSE_BASE};
-
-/// `VDUSE_CREATE_DEV`.
-pub const VDUSE_CREATE_DEV: u32 = ioc(IOC_WRITE, VDUSE_BASE, 0x02, 336);
-/// `VDUSE_DESTROY_DEV`.
-pub const VDUSE_DESTROY_DEV: u32 = ioc(IOC_WRITE, VDUSE_BASE, 0x03, 256);
-/// `VDUSE_DEV_GET_FEATURES`.
-pub const VDUSE_DEV_GET_FEATURES: u32 = ioc(IOC_READ, VDUSE_BASE, 0x11, 8);
-/// `VDUSE_DEV_SET_CONFIG`.
-pub const VDUSE_DEV_SET_CONFIG: u32 = ioc(IOC_WRITE, VDUSE_BASE, 0x12, 8);
-/// `VDUSE_VQ_SETUP`.
-pub const VDUSE_VQ_SETUP: u32 = ioc(IOC_WRITE, VDUSE_BASE, 0x14, 32);
-/// `VDUSE_VQ_GET_INFO`.
-pub const VDUSE_VQ_GET_INFO: u32 = ioc(IOC_READ | IOC_WRITE, VDUSE_BASE, 0x15, 48);
-/// `VDUSE_VQ_SETUP_KICKFD`.
-pub const VDUSE_VQ_SETUP_KICKFD: u32 = ioc(IOC_WRITE, VDUSE_BASE, 0x16, 8);
-/// `VDUSE_VQ_INJECT_IRQ`.
-pub const VDUSE_VQ_INJECT_IRQ: u32 = ioc(IOC_WRITE, VDUSE_BASE, 0x17, 4);
-/// `VDUSE_IOTLB_REG_UMEM`.
-pub const VDUSE_IOTLB_REG_UMEM: u32 = ioc(IOC_WRITE, VDUSE_BASE, 0x18, 48);
-/// `VDUSE_IOTLB_DEREG_UMEM`.
-pub const VDUSE_IOTLB_DEREG_UMEM: u32 = ioc(IOC_WRITE, VDUSE_BASE, 0x19, 48);
-/// `VDUSE_IOTLB_GET_INFO`.
-pub const VDUSE_IOTLB_GET_INFO: u32 = ioc(IOC_READ | IOC_WRITE, VDUSE_BASE, 0x1a, 48);
-/// `VDUSE_IOTLB_GET_FD2`.
-pub const VDUSE_IOTLB_GET_FD2: u32 = ioc(IOC_READ | IOC_WRITE, VDUSE_BASE, 0x1b, 80);
+use crate::sys::{
+    self, fmt_ret, Fd, Ret, CONTROL, VDUSE_CREATE_DEV, VDUSE_DESTROY_DEV, VDUSE_DEV_GET_FEATURES,
+    VDUSE_GET_API_VERSION, VDUSE_SET_API_VERSION, VDUSE_SET_FEATURES,
+};
+use std::cell::RefCell;
 
 /// `VIRTIO_F_VERSION_1`.
 pub const F_VERSION_1: u64 = 1 << 32;
@@ -135,14 +113,14 @@ pub fn create(fd: &Fd, cfg: &DevConfig) -> Ret {
     let mut b = cfg.encode();
     let r = sys::ioctl(fd.0, VDUSE_CREATE_DEV, b.as_mut_ptr() as usize);
     if r.is_ok() {
-        crate::harness::created(&node_name(&cfg.name));
+        created(&node_name(&cfg.name));
     }
     r
 }
 
 /// `VDUSE_DESTROY_DEV` on `fd` of the raw 256-byte name buffer `name`.
 pub fn destroy_raw(fd: &Fd, name: &[u8]) -> Ret {
-    crate::harness::before_destroy(&node_name(name));
+    before_destroy(&node_name(name));
     let mut b = [0u8; 256];
     let n = name.len().min(256);
     b[..n].copy_from_slice(&name[..n]);
@@ -160,7 +138,7 @@ pub struct DevGuard(pub String);
 
 impl Drop for DevGuard {
     fn drop(&mut self) {
-        crate::harness::post_check(&self.0);
+        post_check(&self.0);
         if let Ok(fd) = sys::open(CONTROL, libc::O_RDWR) {
             let fd = Fd(fd as i32);
             if destroy(&fd, &self.0) == Err(libc::EBUSY) {
@@ -174,47 +152,9 @@ impl Drop for DevGuard {
     }
 }
 
-/// A control fd with API version `api` (`None`: never asked).
-pub fn control(c: &mut Ctx, api: Option<u64>) -> Option<Fd> {
-    let fd = crate::cases::control::open_control(c)?;
-    if let Some(v) = api {
-        c.expect(
-            &format!("SET_API_VERSION({v})"),
-            crate::cases::control::set_api(&fd, v),
-            Ok(0),
-        );
-    }
-    Some(fd)
-}
-
-/// Creates `cfg` on a control fd of version `api` and expects success; returns the guard.
-pub fn create_ok(c: &mut Ctx, api: Option<u64>, cfg: &DevConfig) -> Option<DevGuard> {
-    let fd = control(c, api)?;
-    let name = String::from_utf8_lossy(&cfg.name).into_owned();
-    let guard = DevGuard(name.clone());
-    match c.expect_ok(&format!("CREATE_DEV({name})"), create(&fd, cfg)) {
-        Ok(_) => Some(guard),
-        Err(_) => None,
-    }
-}
-
 /// Opens `/dev/vduse/NAME`.
 pub fn open_dev(name: &str, flags: i32) -> Ret {
     sys::open(&format!("/dev/vduse/{name}"), flags)
-}
-
-/// Creates a default blk device (API `api`) and opens its node; returns (guard, device fd).
-pub fn with_open_dev(c: &mut Ctx, api: Option<u64>, name: &str) -> Option<(DevGuard, Fd)> {
-    let cfg = if api == Some(1) {
-        DevConfig::blk_v1(name)
-    } else {
-        DevConfig::blk(name)
-    };
-    let g = create_ok(c, api, &cfg)?;
-    match c.expect_ok("open(device)", open_dev(name, libc::O_RDWR)) {
-        Ok(fd) => Some((g, Fd(fd as i32))),
-        Err(_) => None,
-    }
 }
 
 /// Runs `f` in a child process without `CAP_NET_ADMIN` in its effective set; returns what `f`
@@ -278,7 +218,7 @@ pub fn stress(cycles: u32) -> std::process::ExitCode {
     let fd = Fd(fd as i32);
     for i in 0..cycles {
         let v1 = i % 2 == 1;
-        if crate::cases::control::set_api(&fd, u64::from(v1)).is_err() {
+        if set_api(&fd, u64::from(v1)).is_err() {
             return fail(format!("cycle {i}: SET_API_VERSION"));
         }
         let mut cfg = if v1 {
@@ -339,4 +279,127 @@ pub fn entry_v2(start: u64, last: u64, asid: u32, reserved: u32) -> Vec<u8> {
     v[32..36].copy_from_slice(&asid.to_ne_bytes());
     v[36..40].copy_from_slice(&reserved.to_ne_bytes());
     v
+}
+
+/// `VDUSE_GET_API_VERSION`, returning (ret, version).
+pub fn get_api(fd: &Fd) -> (Ret, u64) {
+    let mut v: u64 = 0xdead_beef;
+    let r = sys::ioctl_ptr(fd.0, VDUSE_GET_API_VERSION, &mut v);
+    (r, v)
+}
+
+/// `VDUSE_SET_API_VERSION`.
+pub fn set_api(fd: &Fd, v: u64) -> Ret {
+    let mut v = v;
+    sys::ioctl_ptr(fd.0, VDUSE_SET_API_VERSION, &mut v)
+}
+
+/// `VDUSE_SET_FEATURES`.
+pub fn set_features(fd: &Fd, f: u64) -> Ret {
+    let mut f = f;
+    sys::ioctl_ptr(fd.0, VDUSE_SET_FEATURES, &mut f)
+}
+
+/// What the post-condition of the running case knows and found (per process: each case runs
+/// in a process of its own).
+#[derive(Default)]
+struct Post {
+    meant_broken: Vec<String>,
+    failures: Vec<String>,
+    /// Devices the case created whose post-condition has not been checked yet.
+    unchecked: Vec<String>,
+}
+
+/// Records that the running case created device `name` (its post-condition is due).
+pub fn created(name: &str) {
+    POST.with(|p| {
+        let mut p = p.borrow_mut();
+        if !p.unchecked.iter().any(|n| n == name) {
+            p.unchecked.push(name.to_string());
+        }
+    });
+}
+
+/// Before device `name` is destroyed: its post-condition, if the case created it and it was
+/// not checked yet. Skipped while the device node is open (the case holds it, and the destroy
+/// will fail with `EBUSY`): the check then runs at a later destroy or at the end of the case.
+pub fn before_destroy(name: &str) {
+    if POST.with(|p| p.borrow().unchecked.iter().any(|n| n == name)) {
+        post_check_inner(name, true);
+    }
+}
+
+/// At the end of a case: the post-condition of every device it created that still exists and
+/// was not checked.
+pub fn post_check_remaining() {
+    let names = POST.with(|p| p.borrow().unchecked.clone());
+    for n in names {
+        post_check_inner(&n, false);
+    }
+}
+
+thread_local! {
+    static POST: RefCell<Post> = RefCell::new(Post::default());
+}
+
+/// The post-condition of every case on each device it created, checked when the device's guard
+/// destroys it (`dev::DevGuard`) or when a case calls it before destroying a device itself: a
+/// device the case did not mean to break is not broken (`poll` without `POLLERR`,
+/// `VDUSE_DEV_GET_FEATURES` not `EPERM`), and one it meant to break is.
+pub fn post_check(name: &str) {
+    post_check_inner(name, false);
+}
+
+/// [`post_check`]; with `busy_ok`, a node held open elsewhere (`EBUSY`) defers the check.
+fn post_check_inner(name: &str, busy_ok: bool) {
+    let fd = match open_dev(name, libc::O_RDWR | libc::O_NONBLOCK) {
+        Ok(fd) => sys::Fd(fd as i32),
+        Err(libc::ENOENT) => {
+            // Not created, or already destroyed by the case.
+            POST.with(|p| p.borrow_mut().unchecked.retain(|n| n != name));
+            return;
+        }
+        Err(libc::EBUSY) if busy_ok => return,
+        Err(e) => {
+            post_fail(format!(
+                "post-condition: cannot open /dev/vduse/{name} to check it: -{}",
+                sys::errno_name(e)
+            ));
+            return;
+        }
+    };
+    let p = sys::poll_fd(fd.0, libc::POLLIN | libc::POLLOUT, 0);
+    let mut f = 0u64;
+    let r = sys::ioctl_ptr(fd.0, VDUSE_DEV_GET_FEATURES, &mut f);
+    let broken = p.revents & libc::POLLERR != 0 || r == Err(libc::EPERM);
+    POST.with(|p| p.borrow_mut().unchecked.retain(|n| n != name));
+    let meant = POST.with(|p| p.borrow().meant_broken.iter().any(|n| n == name));
+    if broken != meant {
+        post_fail(format!(
+            "post-condition: device {name} is {} (poll revents {:#x}, DEV_GET_FEATURES {})",
+            if broken {
+                "broken, which the case did not mean"
+            } else {
+                "not broken, although the case meant to break it"
+            },
+            p.revents,
+            fmt_ret(&r)
+        ));
+    }
+}
+
+fn post_fail(msg: String) {
+    POST.with(|p| p.borrow_mut().failures.push(msg));
+}
+
+/// The post-condition failures found so far in this process; the post-condition state is
+/// reset (nothing carries over to a case forked later).
+pub fn take_post_failures() -> Vec<String> {
+    POST.with(|p| std::mem::take(&mut *p.borrow_mut()).failures)
+}
+
+/// Declares that the running case breaks device `name` on purpose: the post-condition then
+/// expects it broken instead of healthy.
+pub fn meant_broken(name: &str) {
+    POST.with(|p| p.borrow_mut().meant_broken.push(name.to_string()));
 }

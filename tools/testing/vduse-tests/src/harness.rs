@@ -4,7 +4,6 @@
 //! and asserts its expectations (the conformance part).
 
 use crate::sys::{fmt_ret, Ret};
-use std::cell::RefCell;
 use std::fmt::Debug;
 
 /// Which driver a run is against.
@@ -104,12 +103,6 @@ impl Ctx {
         false
     }
 
-    /// Declares that this case breaks device `name` on purpose: the post-condition then expects
-    /// it broken instead of healthy.
-    pub fn meant_broken(&mut self, name: &str) {
-        POST.with(|p| p.borrow_mut().meant_broken.push(name.to_string()));
-    }
-
     /// Writes `value` to `/sys/class/vduse/NAME/ATTR` and expects the whole write to succeed.
     pub fn set_attr(&mut self, name: &str, attr: &str, value: &str) {
         let r = std::fs::write(format!("/sys/class/vduse/{name}/{attr}"), value)
@@ -128,105 +121,6 @@ impl Ctx {
             self.failures.push(what.to_string());
         }
     }
-}
-
-/// What the post-condition of the running case knows and found (per process: each case runs
-/// in a process of its own).
-#[derive(Default)]
-struct Post {
-    meant_broken: Vec<String>,
-    failures: Vec<String>,
-    /// Devices the case created whose post-condition has not been checked yet.
-    unchecked: Vec<String>,
-}
-
-/// Records that the running case created device `name` (its post-condition is due).
-pub fn created(name: &str) {
-    POST.with(|p| {
-        let mut p = p.borrow_mut();
-        if !p.unchecked.iter().any(|n| n == name) {
-            p.unchecked.push(name.to_string());
-        }
-    });
-}
-
-/// Before device `name` is destroyed: its post-condition, if the case created it and it was
-/// not checked yet. Skipped while the device node is open (the case holds it, and the destroy
-/// will fail with `EBUSY`): the check then runs at a later destroy or at the end of the case.
-pub fn before_destroy(name: &str) {
-    if POST.with(|p| p.borrow().unchecked.iter().any(|n| n == name)) {
-        post_check_inner(name, true);
-    }
-}
-
-/// At the end of a case: the post-condition of every device it created that still exists and
-/// was not checked.
-pub fn post_check_remaining() {
-    let names = POST.with(|p| p.borrow().unchecked.clone());
-    for n in names {
-        post_check_inner(&n, false);
-    }
-}
-
-thread_local! {
-    static POST: RefCell<Post> = RefCell::new(Post::default());
-}
-
-/// The post-condition of every case on each device it created, checked when the device's guard
-/// destroys it (`dev::DevGuard`) or when a case calls it before destroying a device itself: a
-/// device the case did not mean to break is not broken (`poll` without `POLLERR`,
-/// `VDUSE_DEV_GET_FEATURES` not `EPERM`), and one it meant to break is.
-pub fn post_check(name: &str) {
-    post_check_inner(name, false);
-}
-
-/// [`post_check`]; with `busy_ok`, a node held open elsewhere (`EBUSY`) defers the check.
-fn post_check_inner(name: &str, busy_ok: bool) {
-    use crate::sys;
-    let fd = match crate::dev::open_dev(name, libc::O_RDWR | libc::O_NONBLOCK) {
-        Ok(fd) => sys::Fd(fd as i32),
-        Err(libc::ENOENT) => {
-            // Not created, or already destroyed by the case.
-            POST.with(|p| p.borrow_mut().unchecked.retain(|n| n != name));
-            return;
-        }
-        Err(libc::EBUSY) if busy_ok => return,
-        Err(e) => {
-            post_fail(format!(
-                "post-condition: cannot open /dev/vduse/{name} to check it: -{}",
-                sys::errno_name(e)
-            ));
-            return;
-        }
-    };
-    let p = sys::poll_fd(fd.0, libc::POLLIN | libc::POLLOUT, 0);
-    let mut f = 0u64;
-    let r = sys::ioctl_ptr(fd.0, crate::dev::VDUSE_DEV_GET_FEATURES, &mut f);
-    let broken = p.revents & libc::POLLERR != 0 || r == Err(libc::EPERM);
-    POST.with(|p| p.borrow_mut().unchecked.retain(|n| n != name));
-    let meant = POST.with(|p| p.borrow().meant_broken.iter().any(|n| n == name));
-    if broken != meant {
-        post_fail(format!(
-            "post-condition: device {name} is {} (poll revents {:#x}, DEV_GET_FEATURES {})",
-            if broken {
-                "broken, which the case did not mean"
-            } else {
-                "not broken, although the case meant to break it"
-            },
-            p.revents,
-            fmt_ret(&r)
-        ));
-    }
-}
-
-fn post_fail(msg: String) {
-    POST.with(|p| p.borrow_mut().failures.push(msg));
-}
-
-/// The post-condition failures found so far in this process; the post-condition state is
-/// reset (nothing carries over to a case forked later).
-pub fn take_post_failures() -> Vec<String> {
-    POST.with(|p| std::mem::take(&mut *p.borrow_mut()).failures)
 }
 
 /// Cases whose transcript differs between the drivers by design, with the entry of

@@ -9,10 +9,12 @@
 //! VM boot.
 
 mod cases;
+mod daemon;
 mod dev;
 mod harness;
 mod sys;
 mod tools;
+mod vhost;
 
 use clap::{Parser, Subcommand};
 use harness::{Case, Ctx, Module, DEVIATIONS};
@@ -161,7 +163,7 @@ fn cleanup_devices() {
     }
     // What the cleanup's post-conditions found belongs to the killed case, not to the next
     // case, which is forked from this process.
-    for f in harness::take_post_failures() {
+    for f in dev::take_post_failures() {
         println!("# cleanup after the killed case: {f}");
     }
 }
@@ -185,8 +187,8 @@ fn run_case(case: &Case, module: Module, limit: Duration) -> Result<Outcome, (St
         unsafe { libc::setpgid(0, 0) };
         let mut ctx = Ctx::new(module);
         (case.run)(&mut ctx);
-        harness::post_check_remaining();
-        ctx.failures.extend(harness::take_post_failures());
+        dev::post_check_remaining();
+        ctx.failures.extend(dev::take_post_failures());
         let mut msg = String::new();
         for l in &ctx.transcript {
             msg += &format!("{T_OBS}{}\n", one_line(l));

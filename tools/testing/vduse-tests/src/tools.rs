@@ -3,7 +3,8 @@
 //! One-shot commands for the shell tests (`tools/testing/orphan`): destroy a device, try to
 //! open one, and play a daemon that scribbles over a queue's rings before it goes.
 
-use crate::dev::{self, VDUSE_VQ_GET_INFO};
+use crate::dev;
+use crate::sys::VDUSE_VQ_GET_INFO;
 use crate::sys::{self, errno_name, Fd, CONTROL, VDUSE_IOTLB_GET_FD};
 use std::process::ExitCode;
 

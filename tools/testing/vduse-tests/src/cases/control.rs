@@ -2,38 +2,13 @@
 
 //! `/dev/vduse/control`: the node, API versions and VDUSE features.
 
+use super::support::open_control;
+use crate::dev::{get_api, set_api, set_features};
 use crate::harness::{Case, Ctx};
 use crate::sys::{
-    self, fmt_ret, Fd, Ret, CONTROL, VDUSE_BASE, VDUSE_GET_API_VERSION, VDUSE_GET_FEATURES,
+    self, fmt_ret, Fd, CONTROL, VDUSE_BASE, VDUSE_GET_API_VERSION, VDUSE_GET_FEATURES,
 };
 use crate::sys::{ioc, IOC_NONE, IOC_READ, IOC_WRITE, VDUSE_SET_API_VERSION, VDUSE_SET_FEATURES};
-
-/// Opens the control node, failing the case if it cannot.
-pub fn open_control(c: &mut Ctx) -> Option<Fd> {
-    match c.expect_ok("open(control)", sys::open(CONTROL, libc::O_RDWR)) {
-        Ok(fd) => Some(Fd(fd as i32)),
-        Err(_) => None,
-    }
-}
-
-/// `VDUSE_GET_API_VERSION`, returning (ret, version).
-pub fn get_api(fd: &Fd) -> (Ret, u64) {
-    let mut v: u64 = 0xdead_beef;
-    let r = sys::ioctl_ptr(fd.0, VDUSE_GET_API_VERSION, &mut v);
-    (r, v)
-}
-
-/// `VDUSE_SET_API_VERSION`.
-pub fn set_api(fd: &Fd, v: u64) -> Ret {
-    let mut v = v;
-    sys::ioctl_ptr(fd.0, VDUSE_SET_API_VERSION, &mut v)
-}
-
-/// `VDUSE_SET_FEATURES`.
-pub fn set_features(fd: &Fd, f: u64) -> Ret {
-    let mut f = f;
-    sys::ioctl_ptr(fd.0, VDUSE_SET_FEATURES, &mut f)
-}
 
 fn expect_version(c: &mut Ctx, fd: &Fd, what: &str, want: u64) {
     let (r, v) = get_api(fd);

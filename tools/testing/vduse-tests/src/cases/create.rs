@@ -3,10 +3,11 @@
 //! `VDUSE_CREATE_DEV` and `VDUSE_DESTROY_DEV`: validation per API version, names, minors,
 //! permissions, life cycle.
 
-use crate::cases::control::{get_api, set_api};
+use super::support::*;
 use crate::dev::*;
 use crate::harness::{Case, Ctx, Module};
 use crate::sys::{self, Fd};
+use crate::sys::{VDUSE_CREATE_DEV, VDUSE_DESTROY_DEV};
 use std::os::unix::fs::MetadataExt;
 
 /// `(label, api, mutation, expected errno or 0)`: one creation case per row.
@@ -518,21 +519,13 @@ fn features_copied_at_create(c: &mut Ctx) {
         return;
     };
     let _g = DevGuard("t-feat".into());
-    c.expect(
-        "SET_FEATURES(3)",
-        crate::cases::control::set_features(&fd, 3),
-        Ok(0),
-    );
+    c.expect("SET_FEATURES(3)", crate::dev::set_features(&fd, 3), Ok(0));
     c.expect(
         "CREATE_DEV",
         create(&fd, &DevConfig::blk_v1("t-feat")),
         Ok(0),
     );
-    c.expect(
-        "SET_FEATURES(0)",
-        crate::cases::control::set_features(&fd, 0),
-        Ok(0),
-    );
+    c.expect("SET_FEATURES(0)", crate::dev::set_features(&fd, 0), Ok(0));
     c.expect("DESTROY_DEV", destroy(&fd, "t-feat"), Ok(0));
 }
 

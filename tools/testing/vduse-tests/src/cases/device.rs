@@ -2,9 +2,15 @@
 
 //! Ioctls and read/write/poll on `/dev/vduse/NAME`, before the device is on the vDPA bus.
 
+use super::support::*;
 use crate::dev::*;
 use crate::harness::{Case, Ctx};
 use crate::sys::{self, Fd, Ret};
+use crate::sys::{
+    VDUSE_CREATE_DEV, VDUSE_DEV_GET_FEATURES, VDUSE_DEV_SET_CONFIG, VDUSE_IOTLB_DEREG_UMEM,
+    VDUSE_IOTLB_GET_FD2, VDUSE_IOTLB_GET_INFO, VDUSE_IOTLB_REG_UMEM, VDUSE_VQ_GET_INFO,
+    VDUSE_VQ_INJECT_IRQ, VDUSE_VQ_SETUP, VDUSE_VQ_SETUP_KICKFD,
+};
 
 /// A device fd for `name` on API `api`, run `f` with it.
 fn on_dev(c: &mut Ctx, api: u64, name: &str, f: impl FnOnce(&mut Ctx, &Fd)) {

@@ -2,6 +2,7 @@
 
 //! `/sys/class/vduse/NAME`: `msg_timeout`, `bounce_size`, `vqN/irq_cb_affinity`.
 
+use super::support::*;
 use crate::dev::*;
 use crate::harness::{Case, Ctx};
 use std::io::Write;

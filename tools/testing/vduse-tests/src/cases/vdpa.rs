@@ -6,109 +6,25 @@
 //! These cases bind devices to `vhost_vdpa` (they unload `virtio_vdpa` first): vhost-vdpa's
 //! ioctls reach every request type without a working data path.
 
-use crate::cases::control::set_features;
+use super::support::*;
+use crate::daemon::*;
 use crate::dev::*;
 use crate::harness::{Case, Ctx};
-use crate::sys::{self, ioc, Fd, Ret, IOC_NONE, IOC_READ, IOC_WRITE};
+use crate::sys::{self, Fd, Ret};
+use crate::sys::{
+    VDUSE_DEV_GET_FEATURES, VDUSE_DEV_SET_CONFIG, VDUSE_IOTLB_GET_FD2, VDUSE_IOTLB_GET_INFO,
+    VDUSE_VQ_GET_INFO, VDUSE_VQ_INJECT_IRQ, VDUSE_VQ_SETUP, VDUSE_VQ_SETUP_KICKFD,
+    VHOST_GET_BACKEND_FEATURES, VHOST_GET_FEATURES, VHOST_GET_VRING_BASE,
+    VHOST_SET_BACKEND_FEATURES, VHOST_SET_FEATURES, VHOST_SET_OWNER, VHOST_SET_VRING_ADDR,
+    VHOST_SET_VRING_BASE, VHOST_SET_VRING_CALL, VHOST_SET_VRING_KICK, VHOST_SET_VRING_NUM,
+    VHOST_VDPA_GET_CONFIG, VHOST_VDPA_GET_STATUS, VHOST_VDPA_SET_CONFIG_CALL,
+    VHOST_VDPA_SET_GROUP_ASID, VHOST_VDPA_SET_VRING_ENABLE, VHOST_VDPA_SUSPEND,
+};
+use crate::vhost::*;
 use crate::Module;
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 use std::time::Duration;
-
-const VHOST: u32 = 0xaf;
-const VHOST_GET_FEATURES: u32 = ioc(IOC_READ, VHOST, 0x00, 8);
-const VHOST_SET_FEATURES: u32 = ioc(IOC_WRITE, VHOST, 0x00, 8);
-const VHOST_SET_OWNER: u32 = ioc(IOC_NONE, VHOST, 0x01, 0);
-const VHOST_SET_VRING_NUM: u32 = ioc(IOC_WRITE, VHOST, 0x10, 8);
-const VHOST_SET_VRING_ADDR: u32 = ioc(IOC_WRITE, VHOST, 0x11, 40);
-const VHOST_SET_VRING_BASE: u32 = ioc(IOC_WRITE, VHOST, 0x12, 8);
-const VHOST_SET_VRING_KICK: u32 = ioc(IOC_WRITE, VHOST, 0x20, 8);
-const VHOST_SET_VRING_CALL: u32 = ioc(IOC_WRITE, VHOST, 0x21, 8);
-const VHOST_VDPA_GET_CONFIG: u32 = ioc(IOC_READ, VHOST, 0x73, 8);
-const VHOST_VDPA_SET_CONFIG_CALL: u32 = ioc(IOC_WRITE, VHOST, 0x77, 4);
-const VHOST_GET_VRING_BASE: u32 = ioc(IOC_READ | IOC_WRITE, VHOST, 0x12, 8);
-const VHOST_SET_BACKEND_FEATURES: u32 = ioc(IOC_WRITE, VHOST, 0x25, 8);
-const VHOST_GET_BACKEND_FEATURES: u32 = ioc(IOC_READ, VHOST, 0x26, 8);
-const VHOST_VDPA_GET_STATUS: u32 = ioc(IOC_READ, VHOST, 0x71, 1);
-const VHOST_VDPA_SET_STATUS: u32 = ioc(IOC_WRITE, VHOST, 0x72, 1);
-const VHOST_VDPA_SET_VRING_ENABLE: u32 = ioc(IOC_WRITE, VHOST, 0x75, 8);
-const VHOST_VDPA_SET_GROUP_ASID: u32 = ioc(IOC_WRITE, VHOST, 0x7c, 8);
-const VHOST_VDPA_SUSPEND: u32 = ioc(IOC_NONE, VHOST, 0x7d, 0);
-
-/// How the test daemon treats requests.
-#[derive(Clone, Copy)]
-enum Policy {
-    /// Answer every request with `VDUSE_REQ_RESULT_OK`.
-    Answer,
-    /// Read requests and never answer.
-    Ignore,
-    /// Answer the requests for which the predicate holds with `VDUSE_REQ_RESULT_FAILED`, the
-    /// others with `VDUSE_REQ_RESULT_OK`.
-    FailIf(fn(&[u8]) -> bool),
-}
-
-/// A daemon thread serving the message channel of an open device.
-struct Daemon {
-    stop: Arc<AtomicBool>,
-    log: Arc<Mutex<Vec<String>>>,
-    thread: Option<std::thread::JoinHandle<()>>,
-}
-
-/// The `VDUSE_*` request types.
-const GET_VQ_STATE: u32 = 0;
-const SET_STATUS: u32 = 1;
-const UPDATE_IOTLB: u32 = 2;
-const SET_VQ_GROUP_ASID: u32 = 3;
-const SET_VQ_READY: u32 = 4;
-const SUSPEND: u32 = 5;
-
-fn req_type(req: &[u8]) -> u32 {
-    u32::from_ne_bytes([req[0], req[1], req[2], req[3]])
-}
-
-/// Hex of `b` without its trailing zero bytes (`-` when all are zero): a complete record of
-/// `b`'s content, every byte included.
-fn hex_trimmed(b: &[u8]) -> String {
-    let n = b.iter().rposition(|&x| x != 0).map_or(0, |i| i + 1);
-    if n == 0 {
-        return "-".into();
-    }
-    b[..n].iter().map(|x| format!("{x:02x}")).collect()
-}
-
-/// A readable summary of a request, then all of its bytes but the request id (reserved words
-/// and union padding included), so that the transcripts compare whole requests; and a
-/// `NONZERO` note when a byte the request type does not define (reserved, the union beyond
-/// the type's member) is not zero: a driver leaking stack bytes through padding.
-fn describe(req: &[u8]) -> String {
-    let w = |i: usize| u32::from_ne_bytes([req[i], req[i + 1], req[i + 2], req[i + 3]]);
-    let q = |i: usize| u64::from_ne_bytes(req[i..i + 8].try_into().unwrap_or([0; 8]));
-    let (what, defined) = match req_type(req) {
-        GET_VQ_STATE => (format!("GET_VQ_STATE index={}", w(24)), 4),
-        SET_STATUS => (format!("SET_STATUS status={:#x}", req[24]), 1),
-        UPDATE_IOTLB => (
-            format!("UPDATE_IOTLB [{:#x}, {:#x}] asid={}", q(24), q(32), w(40)),
-            20,
-        ),
-        SET_VQ_GROUP_ASID => (
-            format!("SET_VQ_GROUP_ASID group={} asid={}", w(24), w(28)),
-            8,
-        ),
-        SET_VQ_READY => (format!("SET_VQ_READY num={} ready={}", w(24), w(28)), 8),
-        SUSPEND => ("SUSPEND".to_string(), 0),
-        t => (format!("type {t}"), 128),
-    };
-    let mut s = format!(
-        "{what} (reserved {}, union {})",
-        hex_trimmed(&req[8..24]),
-        hex_trimmed(&req[24..])
-    );
-    let undefined = req[8..24].iter().chain(&req[24 + defined..]);
-    if undefined.clone().any(|&b| b != 0) {
-        s += " NONZERO reserved or padding bytes";
-    }
-    s
-}
 
 /// Records what the daemon saw and expects every request's undefined bytes to be zero.
 fn record_requests(c: &mut Ctx, seen: &[String]) {
@@ -118,70 +34,6 @@ fn record_requests(c: &mut Ctx, seen: &[String]) {
             !r.contains("NONZERO"),
             &format!("request {i} has non-zero reserved or padding bytes: {r}"),
         );
-    }
-}
-
-impl Daemon {
-    /// Serves `fd` (non-blocking reads, polled) with `policy`. GET_VQ_STATE is answered with
-    /// avail_index 0x1234.
-    fn start(fd: i32, policy: Policy) -> Self {
-        let stop = Arc::new(AtomicBool::new(false));
-        let log = Arc::new(Mutex::new(Vec::new()));
-        let (s, l) = (stop.clone(), log.clone());
-        let thread = std::thread::spawn(move || {
-            let mut req = [0u8; 152];
-            while !s.load(Ordering::Relaxed) {
-                let p = sys::poll_fd(fd, libc::POLLIN, 50);
-                if p.revents & libc::POLLIN == 0 {
-                    continue;
-                }
-                if sys::read(fd, &mut req) != Ok(152) {
-                    continue;
-                }
-                if let Ok(mut log) = l.lock() {
-                    log.push(describe(&req));
-                }
-                let fail = match policy {
-                    Policy::Ignore => continue,
-                    Policy::Answer => false,
-                    Policy::FailIf(f) => f(&req),
-                };
-                let mut resp = [0u8; 152];
-                resp[..4].copy_from_slice(&req[4..8]); // request_id
-                if fail {
-                    resp[4..8].copy_from_slice(&1u32.to_ne_bytes()); // VDUSE_REQ_RESULT_FAILED
-                }
-                if req[..4] == [0, 0, 0, 0] {
-                    // GET_VQ_STATE: vq_state.index, then split.avail_index.
-                    resp[24..28].copy_from_slice(&req[24..28]);
-                    resp[28..30].copy_from_slice(&0x1234u16.to_ne_bytes());
-                }
-                let _ = sys::write(fd, &resp);
-            }
-        });
-        Self {
-            stop,
-            log,
-            thread: Some(thread),
-        }
-    }
-
-    /// Stops the thread and returns what it saw.
-    fn finish(mut self) -> Vec<String> {
-        self.stop.store(true, Ordering::Relaxed);
-        if let Some(t) = self.thread.take() {
-            let _ = t.join();
-        }
-        self.log.lock().map(|l| l.clone()).unwrap_or_default()
-    }
-}
-
-impl Drop for Daemon {
-    fn drop(&mut self) {
-        self.stop.store(true, Ordering::Relaxed);
-        if let Some(t) = self.thread.take() {
-            let _ = t.join();
-        }
     }
 }
 
@@ -214,89 +66,6 @@ fn vdpa(args: &[&str]) -> String {
         }
         Err(e) => format!("cannot run vdpa: {e}"),
     }
-}
-
-/// Unloads `virtio_vdpa` and loads `vhost_vdpa`, so new vDPA devices bind to vhost.
-fn use_vhost_vdpa() {
-    let _ = std::process::Command::new("rmmod")
-        .arg("virtio_vdpa")
-        .output();
-    let _ = std::process::Command::new("modprobe")
-        .arg("vhost_vdpa")
-        .output();
-}
-
-/// The vhost-vdpa node of vDPA device `name`.
-fn vhost_node(name: &str) -> Option<String> {
-    let dir = format!("/sys/bus/vdpa/devices/{name}");
-    std::fs::read_dir(&dir)
-        .ok()?
-        .filter_map(|e| e.ok())
-        .find_map(|e| {
-            let n = e.file_name().to_string_lossy().into_owned();
-            n.starts_with("vhost-vdpa-").then(|| format!("/dev/{n}"))
-        })
-}
-
-fn vhost_u64(fd: i32, cmd: u32, v: u64) -> (Ret, u64) {
-    let mut v = v;
-    let r = sys::ioctl_ptr(fd, cmd, &mut v);
-    (r, v)
-}
-
-fn vring_state(fd: i32, cmd: u32, index: u32, num: u32) -> (Ret, u32) {
-    let mut s = [index, num];
-    let r = sys::ioctl(fd, cmd, s.as_mut_ptr() as usize);
-    (r, s[1])
-}
-
-fn set_status(fd: i32, status: u8) -> Ret {
-    let mut s = status;
-    sys::ioctl_ptr(fd, VHOST_VDPA_SET_STATUS, &mut s)
-}
-
-/// Writes a `VHOST_IOTLB_UPDATE` (`struct vhost_msg_v2`) mapping IOVA 0x100000 to 64 KiB of a
-/// memfd: vhost-vdpa calls `set_map`, which sends `VDUSE_UPDATE_IOTLB`.
-fn iotlb_update(vfd: i32) -> (Ret, u64) {
-    iotlb_update_at(vfd, 0x10_0000, 3)
-}
-
-/// [`iotlb_update`] at `iova` with vhost access `perm` (1 RO, 2 WO, 3 RW).
-fn iotlb_update_at(vfd: i32, iova: u64, perm: u8) -> (Ret, u64) {
-    iotlb_update_in(vfd, 0, iova, perm)
-}
-
-/// [`iotlb_update_at`] in address space `asid` (needs `VHOST_BACKEND_F_IOTLB_ASID`).
-fn iotlb_update_in(vfd: i32, asid: u32, iova: u64, perm: u8) -> (Ret, u64) {
-    // SAFETY: Creating and mapping a memfd of 64 KiB; the mapping is leaked for the test's
-    // duration (vhost-vdpa keeps a reference to the file).
-    let uaddr = unsafe {
-        let m = libc::memfd_create(c"vduse-test".as_ptr(), 0);
-        libc::ftruncate(m, 65536);
-        let p = libc::mmap(
-            std::ptr::null_mut(),
-            65536,
-            libc::PROT_READ | libc::PROT_WRITE,
-            libc::MAP_SHARED,
-            m,
-            0,
-        );
-        libc::close(m);
-        if p != libc::MAP_FAILED {
-            // What the "VMM" put at IOVA 0x100800, for the daemon side to find.
-            std::ptr::copy_nonoverlapping(b"guest memory".as_ptr(), p.cast::<u8>().add(0x800), 12);
-        }
-        p as u64
-    };
-    let mut msg = [0u8; 72];
-    msg[..4].copy_from_slice(&2u32.to_ne_bytes()); // VHOST_IOTLB_MSG_V2
-    msg[4..8].copy_from_slice(&asid.to_ne_bytes());
-    msg[8..16].copy_from_slice(&iova.to_ne_bytes()); // iova
-    msg[16..24].copy_from_slice(&65536u64.to_ne_bytes()); // size
-    msg[24..32].copy_from_slice(&uaddr.to_ne_bytes()); // uaddr
-    msg[32] = perm; // VHOST_ACCESS_*
-    msg[33] = 2; // VHOST_IOTLB_UPDATE
-    (sys::write(vfd, &msg), uaddr)
 }
 
 /// The daemon's side of a consumer mapping: `VDUSE_IOTLB_GET_FD2` and `GET_INFO` around IOVA
@@ -584,7 +353,7 @@ fn vhost_lifecycle(c: &mut Ctx) {
     }
     drop(fd);
     // The post-condition, before this case destroys the device itself.
-    crate::harness::post_check(name);
+    post_check(name);
     if let Some(ctl) = &ctl {
         c.expect("DESTROY_DEV after vdpa dev del", destroy(ctl, name), Ok(0));
     }
@@ -635,7 +404,7 @@ fn timeout_breaks(c: &mut Ctx) {
         return;
     };
     c.set_attr(name, "msg_timeout", "1");
-    c.meant_broken(name);
+    meant_broken(name);
     let daemon = Daemon::start(fd.0, Policy::Ignore);
     if let Some(node) = vhost_node(name) {
         // Opening vhost-vdpa resets the device: SET_STATUS(0), never answered.
@@ -1614,31 +1383,6 @@ fn nas_max_on_bus(c: &mut Ctx) {
     record_requests(c, &daemon.finish());
 }
 
-/// Sends one `vhost_msg_v2` of IOTLB message type `kind` (2 update, 5 batch begin, 6 batch end).
-fn iotlb_msg(vfd: i32, iova: u64, size: u64, uaddr: u64, kind: u8) -> Ret {
-    let mut msg = [0u8; 72];
-    msg[..4].copy_from_slice(&2u32.to_ne_bytes()); // VHOST_IOTLB_MSG_V2, asid 0
-    msg[8..16].copy_from_slice(&iova.to_ne_bytes());
-    msg[16..24].copy_from_slice(&size.to_ne_bytes());
-    msg[24..32].copy_from_slice(&uaddr.to_ne_bytes());
-    msg[32] = 3; // VHOST_ACCESS_RW
-    msg[33] = kind;
-    sys::write(vfd, &msg)
-}
-
-/// Reloads `vhost_vdpa` with its own `max_iotlb_entries` (also 2048 by default, which would
-/// refuse the 2049th update before VDUSE sees it); true if it took.
-fn vhost_vdpa_iotlb_limit(limit: u32) -> bool {
-    let run = |cmd: &str, args: &[&str]| {
-        std::process::Command::new(cmd)
-            .args(args)
-            .output()
-            .is_ok_and(|o| o.status.success())
-    };
-    let arg = format!("max_iotlb_entries={limit}");
-    run("modprobe", &["-r", "vhost_vdpa"]) && run("modprobe", &["vhost_vdpa", &arg])
-}
-
 /// 7.3's `max_iotlb_entries` (2048): an address space holds 2048 consumer mappings; one more
 /// and `set_map` fails (`ENOSPC`, ignored by vhost-vdpa at `BATCH_END`), the space is left
 /// without consumer mappings and the daemon gets no `UPDATE_IOTLB`. (vhost-vdpa's own limit is
@@ -1735,12 +1479,6 @@ fn iotlb_entries_limit_on(c: &mut Ctx, name: &str) {
     record_requests(c, &daemon.finish());
 }
 
-fn get_status(v: &Fd) -> (Ret, u8) {
-    let mut st = 0u8;
-    let r = sys::ioctl_ptr(v.0, VHOST_VDPA_GET_STATUS, &mut st);
-    (r, st)
-}
-
 fn dev_features(fd: &Fd) -> Ret {
     let mut f: u64 = 0;
     sys::ioctl_ptr(fd.0, VDUSE_DEV_GET_FEATURES, &mut f)
@@ -1791,7 +1529,7 @@ fn fail_update_iotlb(c: &mut Ctx) {
 /// SET_VQ_READY answered FAILED: 7.3 can do no better than break the device.
 fn fail_set_vq_ready(c: &mut Ctx) {
     let name = "t-fready";
-    c.meant_broken(name);
+    meant_broken(name);
     with_failing(
         c,
         name,
