@@ -8,7 +8,8 @@
 #   make demo            set everything up, boot the test VM, show vduse_rs.ko answering
 #   make check           set everything up and run the whole test suite (what CI runs)
 #   make bootstrap       install the toolchain and build the test kernel (idempotent)
-#   make bench           C vduse.ko against vduse_rs.ko in one VM boot (fio QD1/QD16, chart)
+#   make bench           the block benchmark in one boot of the bench kernel: C vduse.ko,
+#                        vduse_rs.ko, ublk and NBD (bench/results/: table, JSON, chart)
 #   make install         install vduse_rs.ko for KDIR's kernel (/lib/modules/KREL/updates/) and
 #                        run depmod; INSTALL_MOD_PATH=DIR stages under DIR instead (no depmod);
 #                        STANDIN=1 also installs tools/modprobe/vduse-rs.conf, so that
@@ -23,7 +24,7 @@ KMAKE := $(ROOT)/tools/kmake
 
 RUST_SOURCES := $(wildcard $(ROOT)/rust/*.rs)
 
-.PHONY: all modules clean check-style fmt clippy bootstrap check demo kernel bench install uninstall observe-orphan-c
+.PHONY: all modules clean check-style fmt bootstrap check demo kernel bench install uninstall observe-orphan-c
 
 # Kbuild's default for external modules; INSTALL_MOD_PATH stages into a root filesystem.
 INSTALL_MOD_DIR ?= updates
@@ -60,8 +61,7 @@ demo: bootstrap
 	$(MAKE) -C $(ROOT) modules KDIR=$$($(ROOT)/tools/kdir)
 	$(ROOT)/tools/demo
 
-bench: bootstrap
-	$(MAKE) -C $(ROOT) modules KDIR=$$($(ROOT)/tools/kdir)
+bench:
 	$(ROOT)/tools/bench/run
 
 # What the C driver does when a daemon dies with requests in flight (the del hangs; recorded in

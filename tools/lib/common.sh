@@ -17,6 +17,9 @@ KERNEL_FLAVOUR=${KERNEL_FLAVOUR:-test}
 KERNEL_RUSTC=/usr/bin/rustc
 BINDGEN=$VDUSE_RS_CACHE/bindgen-$BINDGEN_VERSION/bin/bindgen
 VNG_VENV=$VDUSE_RS_CACHE/virtme-ng-$VNG_VERSION
+# The ublk daemon the benchmark compares against (tools/bootstrap --bench).
+RUBLK_VERSION=0.2.15
+RUBLK=$VDUSE_RS_CACHE/rublk-$RUBLK_VERSION/bin/rublk
 VNG=$VNG_VENV/bin/vng
 export LIBCLANG_PATH=/usr/lib/llvm-19/lib
 

@@ -53,6 +53,8 @@ pub struct Disk {
     file: File,
     size: u64,
     read_only: bool,
+    /// A null backend: reads and writes move no data (benchmarks; `--null`).
+    null: bool,
     id: [u8; VIRTIO_BLK_ID_BYTES],
 }
 
@@ -127,8 +129,16 @@ impl Disk {
             file,
             size,
             read_only,
+            null: false,
             id: idb,
         }
+    }
+
+    /// Makes this a null backend: reads leave the driver's buffers as they are and writes are
+    /// dropped, as QEMU's `null-co` and ublk's `null` target do (for benchmarks).
+    pub fn null_backend(mut self) -> Self {
+        self.null = true;
+        self
     }
 
     /// Capacity in bytes (a multiple of 512).
@@ -152,6 +162,9 @@ impl Disk {
     }
 
     fn read_to_guest(&self, mem: &GuestMemoryMmap, sg: &Sg, mut off: u64) -> io::Result<()> {
+        if self.null {
+            return Ok(());
+        }
         for &(a, l) in &sg.0 {
             let slices = mem
                 .get_slices(GuestAddress(a), l as usize, Permissions::Write)
@@ -167,6 +180,9 @@ impl Disk {
     }
 
     fn write_from_guest(&self, mem: &GuestMemoryMmap, sg: &Sg, mut off: u64) -> io::Result<()> {
+        if self.null {
+            return Ok(());
+        }
         for &(a, l) in &sg.0 {
             let slices = mem
                 .get_slices(GuestAddress(a), l as usize, Permissions::Read)

@@ -35,6 +35,10 @@ struct Args {
     /// Capacity, e.g. 64M or 1G; without --file the disk lives in RAM (a memfd).
     #[arg(long, value_parser = parse_size)]
     size: Option<u64>,
+    /// A null backend of --size bytes: reads and writes move no data, as QEMU's null-co and
+    /// ublk's null target (for benchmarks).
+    #[arg(long, requires = "size", conflicts_with = "file")]
+    null: bool,
     /// Number of virtqueues (each served by its own thread).
     #[arg(long, default_value_t = 1, value_parser = clap::value_parser!(u16).range(1..=64))]
     queues: u16,
@@ -263,7 +267,8 @@ fn run(args: Args) -> Result<(), String> {
         return Err("the disk has no capacity".into());
     }
     let serial = format!("vduse-{}", args.name);
-    let disk = Arc::new(Disk::new(file, capacity, args.read_only, &serial));
+    let disk = Disk::new(file, capacity, args.read_only, &serial);
+    let disk = Arc::new(if args.null { disk.null_backend() } else { disk });
     let config = blk_config(&args, capacity);
     let mut spec = DeviceSpec::new(
         &args.name,
