@@ -67,6 +67,10 @@ use kernel::{
     prelude::*,
     sync::{
         aref::ARef,
+        atomic::{
+            Atomic,
+            Relaxed, //
+        },
         Arc,
         ArcBorrow,
         SpinLockIrq, //
@@ -145,6 +149,9 @@ pub(crate) struct Domain {
     maps: SpinLockIrq<Maps>,
     /// Most entries the IOTLB may hold ([`Maps::entries`]).
     max_entries: usize,
+    /// A copy of [`Maps::bounce_mapped`] (changed with it, under [`Domain::maps`]): `map_page`
+    /// takes the lock only while the bounce region's entry is not yet in the IOTLB.
+    bounce_mapped: Atomic<bool>,
 }
 
 impl Domain {
@@ -163,6 +170,7 @@ impl Domain {
             coherent_iova <- IovaDomain::new(PAGE_SIZE, size >> PAGE_SHIFT, cache),
             maps <- new_spinlock_irq!(Maps::default(), "Domain::maps"),
             max_entries,
+            bounce_mapped: Atomic::new(false),
         }))
     }
 
@@ -185,12 +193,15 @@ impl Domain {
             .ok_or(ENOMEM)?;
         // The bounce region's entry, inserted lazily as in C, if the IOTLB has room for it
         // (C: `vduse_domain_init_bounce_map` fails with `ENOSPC`).
-        let entry = {
+        let entry = if self.bounce_mapped.load(Relaxed) {
+            Ok(())
+        } else {
             let mut maps = self.maps.lock();
             if !maps.bounce_mapped && maps.entries() >= self.max_entries {
                 Err(ENOSPC)
             } else {
                 maps.bounce_mapped = true;
+                self.bounce_mapped.store(true, Relaxed);
                 Ok(())
             }
         };
@@ -284,7 +295,9 @@ impl Domain {
 
     /// Removes the bounce region's entry (device reset); the bounce pages stay.
     pub(crate) fn reset_bounce_map(&self) {
-        self.maps.lock().bounce_mapped = false;
+        let mut maps = self.maps.lock();
+        maps.bounce_mapped = false;
+        self.bounce_mapped.store(false, Relaxed);
     }
 
     /// Replaces the consumer's mappings (`set_map`); the old ones are released outside the

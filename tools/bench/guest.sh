@@ -7,10 +7,9 @@
 #
 #   c-qsd     qemu-storage-daemon --export type=vduse-blk (null-co) on C vduse.ko
 #   rs-qsd    the same on vduse_rs.ko
-#   rsni-qsd  the same on vduse_rs.ko irq_inline=0 (every interrupt through a work item, as C)
 #   c-blk     samples/vduse-blk --null on C vduse.ko
 #   rs-blk    the same on vduse_rs.ko
-#   rsni-blk  the same on vduse_rs.ko irq_inline=0
+#   rsni-blk  the same on vduse_rs.ko irq_inline=0 (every interrupt through a work item, as C)
 #   ublk      rublk's null target (ublk_drv)
 #   nbd       qemu-storage-daemon --export type=nbd (null-co) + nbd-client, one connection
 #
@@ -18,12 +17,13 @@
 # network namespace (MTU 1500), virtio_net in the root one; tools/bench/net.py measures a TCP
 # stream (tcp-stream) and 64-byte TCP request/response, one in flight (tcp-rr64).
 #
-# Round 0 is a warm-up (kept in the samples, marked, left out of the results); rounds 1..N
+# Round 0 is a warm-up (1 s per run, no ramp; kept in the samples, marked, left out of the
+# results); rounds 1..N
 # follow, the order of the drivers reversed every other round (c, rs, rsni, ublk, nbd; then
 # nbd, ublk, rsni, rs, c; ...). Each run is fio with --ramp_time; the samples go to
 # $VM_OUT/samples.jsonl, one JSON object per run.
 #
-# Environment: BENCH_ROUNDS (5), BENCH_RUNTIME (seconds measured per run, 4), BENCH_RAMP (1),
+# Environment: BENCH_ROUNDS (5), BENCH_RUNTIME (seconds measured per run, 3), BENCH_RAMP (1),
 # BENCH_GROUPS (the driver groups, "c rs rsni ublk nbd"), BENCH_PROFILES (the block profiles,
 # all), BENCH_NET (1: the net devices too), VDUSE_RS_KO (the vduse_rs.ko built for this kernel),
 # RUBLK (rublk's path).
@@ -42,7 +42,7 @@ NET_PROFILES=(tcp-stream tcp-rr64)
 QSD=qemu-storage-daemon
 RUBLK=${RUBLK:-rublk}
 ROUNDS=${BENCH_ROUNDS:-5}
-RUNTIME=${BENCH_RUNTIME:-4}
+RUNTIME=${BENCH_RUNTIME:-3}
 RAMP=${BENCH_RAMP:-1}
 read -r -a GROUPS_FWD <<<"${BENCH_GROUPS:-c rs rsni ublk nbd}"
 read -r -a PROFILES <<<"${BENCH_PROFILES:-rr4k-qd1 rr4k-qd32 rw4k-qd32-2j sr128k-qd8 sw128k-qd8}"
@@ -70,7 +70,9 @@ profile_args() {
 # The devices of a driver group.
 group_devices() {
 	case $1 in
-	c | rs | rsni) echo "$1-qsd $1-blk$([ "${BENCH_NET:-1}" = 1 ] && echo " $1-net")" ;;
+	c | rs) echo "$1-qsd $1-blk$([ "${BENCH_NET:-1}" = 1 ] && echo " $1-net")" ;;
+	# Without inline interrupts: our daemons only (the time limit of `make bench`).
+	rsni) echo "rsni-blk$([ "${BENCH_NET:-1}" = 1 ] && echo " rsni-net")" ;;
 	ublk | nbd) echo "$1" ;;
 	*) return 1 ;;
 	esac
@@ -115,6 +117,8 @@ netdev_of() {
 	done
 	return 1
 }
+
+nbd_sized() { [ "$(cat /sys/block/nbd0/size 2>/dev/null || echo 0)" -gt 0 ]; }
 
 DAEMON=
 SERVER=
@@ -172,7 +176,7 @@ start_device() {
 		wait_until 30 test -S "$WORK/nbd.sock" || { note "no NBD socket"; return 1; }
 		nbd-client -unix "$WORK/nbd.sock" /dev/nbd0 -N bench -b 4096 >>"$WORK/nbd.log" 2>&1 ||
 			{ note "nbd-client failed"; sed 's/^/#   /' "$WORK/nbd.log"; return 1; }
-		wait_until 30 test "$(cat /sys/block/nbd0/size 2>/dev/null || echo 0)" -gt 0 || { note "nbd0 has no size"; return 1; }
+		wait_until 30 nbd_sized || { note "nbd0 has no size"; return 1; }
 		DEV=/dev/nbd0
 		;;
 	esac
@@ -204,11 +208,12 @@ stop_device() {
 
 # run_net DEVICE PROFILE ROUND: one measured net run, appended to the samples.
 run_net() {
-	local d=$1 p=$2 r=$3 b0 b1 res
+	local d=$1 p=$2 r=$3 b0 b1 res rt=$RUNTIME
+	[ "$r" != 0 ] || rt=1
 	b0=$(cpu_busy)
 	case $p in
-	tcp-stream) res=$(timeout 120 python3 "$NETPY" stream "$PEER_IP" 5201 "$RUNTIME") ;;
-	tcp-rr64) res=$(timeout 120 python3 "$NETPY" rr "$PEER_IP" 5201 "$RUNTIME" 64) ;;
+	tcp-stream) res=$(timeout 120 python3 "$NETPY" stream "$PEER_IP" 5201 "$rt") ;;
+	tcp-rr64) res=$(timeout 120 python3 "$NETPY" rr "$PEER_IP" 5201 "$rt" 64) ;;
 	esac || { note "net.py $p failed on $d"; return 1; }
 	b1=$(cpu_busy)
 	python3 - "$res" "$d" "$p" "$r" "$((b1 - b0))" "$(getconf CLK_TCK)" >>"$SAMPLES" <<'PY'
@@ -223,11 +228,12 @@ PY
 
 # run_fio DEVICE PROFILE ROUND: one measured run, appended to the samples.
 run_fio() {
-	local d=$1 p=$2 r=$3 out=$WORK/fio.json b0 b1
-	# shellcheck disable=SC2046
+	local d=$1 p=$2 r=$3 out=$WORK/fio.json b0 b1 rt=$RUNTIME ramp=$RAMP
+	[ "$r" != 0 ] || rt=1 ramp=0
 	b0=$(cpu_busy)
+	# shellcheck disable=SC2046
 	fio --name=b --filename="$DEV" --direct=1 --ioengine=libaio --time_based \
-		--runtime="$RUNTIME" --ramp_time="$RAMP" --clat_percentiles=1 --lat_percentiles=1 \
+		--runtime="$rt" --ramp_time="$ramp" --clat_percentiles=1 --lat_percentiles=1 \
 		--group_reporting --output-format=json $(profile_args "$p") >"$out" 2>"$WORK/fio.err" ||
 		{ note "fio failed on $d ($p)"; sed 's/^/#   /' "$WORK/fio.err"; return 1; }
 	b1=$(cpu_busy)

@@ -38,7 +38,6 @@ DEVICES = {
 # Rust/C pairs: (label, numerator device, denominator device) for each daemon.
 PAIRS = [
     ("QSD: vduse_rs / C", "rs-qsd", "c-qsd"),
-    ("QSD: irq_inline=0 / C (the port alone)", "rsni-qsd", "c-qsd"),
     ("vduse-blk: vduse_rs / C", "rs-blk", "c-blk"),
     ("vduse-blk: irq_inline=0 / C (the port alone)", "rsni-blk", "c-blk"),
 ]
