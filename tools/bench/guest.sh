@@ -20,10 +20,11 @@
 # Round 0 is a warm-up (1 s per run, no ramp; kept in the samples, marked, left out of the
 # results); rounds 1..N
 # follow, the order of the drivers reversed every other round (c, rs, rsni, ublk, nbd; then
-# nbd, ublk, rsni, rs, c; ...). Each run is fio with --ramp_time; the samples go to
-# $VM_OUT/samples.jsonl, one JSON object per run.
+# nbd, ublk, rsni, rs, c; ...). Each run is fio with --ramp_time; $VM_OUT/samples.jsonl has a
+# line per run (its fio JSON under $VM_OUT/runs/, the CPU window; net.py's result), which
+# tools/bench/report.py reads on the host.
 #
-# Environment: BENCH_ROUNDS (5), BENCH_RUNTIME (seconds measured per run, 3), BENCH_RAMP (1),
+# Environment: BENCH_ROUNDS (5), BENCH_RUNTIME (seconds measured per run, 2), BENCH_RAMP (1),
 # BENCH_GROUPS (the driver groups, "c rs rsni ublk nbd"), BENCH_PROFILES (the block profiles,
 # all), BENCH_NET (1: the net devices too), VDUSE_RS_KO (the vduse_rs.ko built for this kernel),
 # RUBLK (rublk's path).
@@ -42,13 +43,15 @@ NET_PROFILES=(tcp-stream tcp-rr64)
 QSD=qemu-storage-daemon
 RUBLK=${RUBLK:-rublk}
 ROUNDS=${BENCH_ROUNDS:-5}
-RUNTIME=${BENCH_RUNTIME:-3}
+RUNTIME=${BENCH_RUNTIME:-2}
 RAMP=${BENCH_RAMP:-1}
 read -r -a GROUPS_FWD <<<"${BENCH_GROUPS:-c rs rsni ublk nbd}"
 read -r -a PROFILES <<<"${BENCH_PROFILES:-rr4k-qd1 rr4k-qd32 rw4k-qd32-2j sr128k-qd8 sw128k-qd8}"
 WORK=/dev/shm/vduse-bench
 SAMPLES=$VM_OUT/samples.jsonl
-rm -rf "$WORK" && mkdir -p "$WORK" || exit 1
+RUNS=$VM_OUT/runs
+HZ=$(getconf CLK_TCK)
+rm -rf "$WORK" "$RUNS" && mkdir -p "$WORK" "$RUNS" || exit 1
 : >"$SAMPLES"
 export TMPDIR=$WORK
 modprobe virtio_net
@@ -100,6 +103,26 @@ group_unload() {
 # Busy time of all CPUs so far, in USER_HZ ticks (user, nice, system, irq, softirq, steal).
 cpu_busy() { awk '/^cpu / { print $2 + $3 + $4 + $7 + $8 + $9; exit }' /proc/stat; }
 
+# Requests the block device DEV completed so far (reads + writes).
+disk_ios() { awk '{ print $1 + $5 }' "/sys/block/${1##*/}/stat"; }
+
+# cpu_sampler DEV SECONDS OUT: once DEV's I/O has started and the ramp is over, the guest's CPU
+# busy ticks and DEV's completed requests over SECONDS, as "ticks ios" in OUT: CPU per I/O in
+# the steady state, without fio's start-up and exit.
+cpu_sampler() {
+	local dev=$1 secs=$2 out=$3 i0 c1 i1 c2 i2
+	i0=$(disk_ios "$dev")
+	for _ in $(seq 1 300); do
+		[ "$(disk_ios "$dev")" -gt "$i0" ] && break
+		sleep 0.1
+	done
+	sleep "$RAMP"
+	c1=$(cpu_busy) i1=$(disk_ios "$dev")
+	sleep "$secs"
+	c2=$(cpu_busy) i2=$(disk_ios "$dev")
+	echo "$((c2 - c1)) $((i2 - i1))" >"$out"
+}
+
 # The profiles of a device.
 device_profiles() {
 	case $1 in
@@ -150,7 +173,7 @@ start_device() {
 		;;
 	*-qsd | *-blk)
 		if [[ $d == *-qsd ]]; then
-			"$QSD" --blockdev driver=null-co,node-name=null0,size=1G,read-zeroes=off \
+			"$QSD" --blockdev driver=null-co,node-name=null0,size=1073741824,read-zeroes=off \
 				--export "type=vduse-blk,id=e0,node-name=null0,name=$name,num-queues=2,queue-size=256,writable=on" \
 				>"$WORK/$d.log" 2>&1 &
 		else
@@ -169,7 +192,8 @@ start_device() {
 		DEV=/dev/ublkb0
 		;;
 	nbd)
-		"$QSD" --blockdev driver=null-co,node-name=null0,size=1G,read-zeroes=off \
+		rm -f "$WORK/nbd.sock"
+		"$QSD" --blockdev driver=null-co,node-name=null0,size=1073741824,read-zeroes=off \
 			--nbd-server "addr.type=unix,addr.path=$WORK/nbd.sock" \
 			--export type=nbd,id=e0,node-name=null0,name=bench,writable=on >"$WORK/nbd.log" 2>&1 &
 		DAEMON=$!
@@ -216,49 +240,32 @@ run_net() {
 	tcp-rr64) res=$(timeout 120 python3 "$NETPY" rr "$PEER_IP" 5201 "$rt" 64) ;;
 	esac || { note "net.py $p failed on $d"; return 1; }
 	b1=$(cpu_busy)
-	python3 - "$res" "$d" "$p" "$r" "$((b1 - b0))" "$(getconf CLK_TCK)" >>"$SAMPLES" <<'PY'
-import json, sys
-res, dev, prof, rnd, busy, hz = sys.argv[1:]
-s = json.loads(res)
-s.update({"device": dev, "profile": prof, "round": int(rnd), "warmup": int(rnd) == 0,
-          "cpu_s": int(busy) / int(hz)})
-print(json.dumps(s))
-PY
+	printf '{"device": "%s", "profile": "%s", "round": %d, "warmup": %s, "net": %s, "cpu_ticks": %d, "hz": %d}\n' \
+		"$d" "$p" "$r" "$([ "$r" = 0 ] && echo true || echo false)" "$res" "$((b1 - b0))" "$HZ" >>"$SAMPLES"
+	echo "# bench:   $res"
 }
 
 # run_fio DEVICE PROFILE ROUND: one measured run, appended to the samples.
 run_fio() {
-	local d=$1 p=$2 r=$3 out=$WORK/fio.json b0 b1 rt=$RUNTIME ramp=$RAMP
+	local d=$1 p=$2 r=$3 rt=$RUNTIME ramp=$RAMP sampler cpu
+	local out=$RUNS/$d.$p.$r.json
 	[ "$r" != 0 ] || rt=1 ramp=0
-	b0=$(cpu_busy)
+	# The CPU window: the measured time but its last half second (fio stops at its end).
+	rm -f "$WORK/cpu"
+	cpu_sampler "$DEV" "$(awk -v t="$rt" 'BEGIN { print (t > 1 ? t - 0.5 : t / 2) }')" "$WORK/cpu" &
+	sampler=$!
 	# shellcheck disable=SC2046
 	fio --name=b --filename="$DEV" --direct=1 --ioengine=libaio --time_based \
 		--runtime="$rt" --ramp_time="$ramp" --clat_percentiles=1 --lat_percentiles=1 \
 		--group_reporting --output-format=json $(profile_args "$p") >"$out" 2>"$WORK/fio.err" ||
-		{ note "fio failed on $d ($p)"; sed 's/^/#   /' "$WORK/fio.err"; return 1; }
-	b1=$(cpu_busy)
-	python3 - "$out" "$d" "$p" "$r" "$((b1 - b0))" "$(getconf CLK_TCK)" >>"$SAMPLES" <<'PY'
-import json, sys
-path, dev, prof, rnd, busy, hz = sys.argv[1:]
-j = json.load(open(path))
-job = j["jobs"][0]
-sec = job["read"] if job["read"]["total_ios"] else job["write"]
-util = j.get("disk_util") or [{}]
-ios = util[0].get("read_ios", 0) + util[0].get("write_ios", 0)
-pct = lambda h, q: h.get("percentile", {}).get(q, 0)
-print(json.dumps({
-    "device": dev, "profile": prof, "round": int(rnd), "warmup": int(rnd) == 0,
-    "iops": sec["iops"], "bw_bytes": sec["bw_bytes"],
-    "lat_mean_ns": sec["lat_ns"]["mean"], "lat_p50_ns": pct(sec["lat_ns"], "50.000000"),
-    "lat_p99_ns": pct(sec["lat_ns"], "99.000000"),
-    "clat_mean_ns": sec["clat_ns"]["mean"], "slat_mean_ns": sec["slat_ns"]["mean"],
-    "usr_cpu": job["usr_cpu"], "sys_cpu": job["sys_cpu"], "ctx": job["ctx"],
-    "ios_total": ios,
-    # Guest CPU per I/O, every CPU and process (fio, the daemon, the kernel), over the whole
-    # run (ramp included) against the disk's I/O count over the same time.
-    "cpu_us_per_io": (int(busy) / int(hz) * 1e6 / ios) if ios else None,
-}))
-PY
+		{ note "fio failed on $d ($p)"; sed 's/^/#   /' "$WORK/fio.err"; kill "$sampler" 2>/dev/null; return 1; }
+	wait "$sampler"
+	read -r cpu_ticks cpu_ios <"$WORK/cpu" || { cpu_ticks=0 cpu_ios=0; }
+	# The host reads fio's JSON (tools/bench/report.py): no Python per run in the guest, whose
+	# start-up alone costs seconds under TCG.
+	printf '{"device": "%s", "profile": "%s", "round": %d, "warmup": %s, "fio": "%s", "cpu_window_ticks": %d, "cpu_window_ios": %d, "hz": %d}\n' \
+		"$d" "$p" "$r" "$([ "$r" = 0 ] && echo true || echo false)" "${out##*/}" "$cpu_ticks" "$cpu_ios" "$HZ" >>"$SAMPLES"
+	echo "# bench:   $(grep -m1 -E '"iops" : [1-9]' "$out" | tr -d ' ,') (fio), $cpu_ticks CPU ticks for $cpu_ios requests"
 }
 
 # The run's length, for the progress lines.
@@ -294,16 +301,6 @@ for ((r = 0; r <= ROUNDS; r++)); do
 				else
 					run_fio "$d" "$p" "$r" || bail "fio on $d"
 				fi
-				tail -n 1 "$SAMPLES" | python3 -c '
-import json, sys
-s = json.load(sys.stdin)
-if "iops" in s:
-    print("# bench:   %.0f IOPS, lat mean %.1f us, p99 %.1f us, %.1f us CPU/IO" % (s["iops"],
-          s["lat_mean_ns"] / 1e3, s["lat_p99_ns"] / 1e3, s["cpu_us_per_io"] or 0))
-elif "mbit_s" in s:
-    print("# bench:   %.0f Mbit/s" % s["mbit_s"])
-else:
-    print("# bench:   %.0f transactions/s, mean %.1f us, p99 %.1f us" % (s["tps"], s["rr_mean_us"], s["rr_p99_us"]))'
 			done
 			stop_device "$d" || bail "stopping $d"
 		done

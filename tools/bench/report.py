@@ -12,6 +12,7 @@ the other) and summarised as the median of the rounds' ratios with their min and
 spread says how much a ratio moved between rounds.
 """
 import json
+import os
 import statistics
 import sys
 
@@ -58,9 +59,37 @@ def spread(values):
             "n": len(values)}
 
 
+def expand(s, runs):
+    """A sample as the guest wrote it, with its figures: from its fio JSON (under `runs`) or
+    from net.py's result."""
+    if "fio" in s:
+        j = json.load(open(os.path.join(runs, s["fio"])))
+        job = j["jobs"][0]
+        sec = job["read"] if job["read"]["total_ios"] else job["write"]
+
+        def pct(h, q):
+            return h.get("percentile", {}).get(q, 0)
+
+        ticks, ios = s["cpu_window_ticks"], s["cpu_window_ios"]
+        s.update({
+            "iops": sec["iops"], "bw_bytes": sec["bw_bytes"],
+            "lat_mean_ns": sec["lat_ns"]["mean"], "lat_p50_ns": pct(sec["lat_ns"], "50.000000"),
+            "lat_p99_ns": pct(sec["lat_ns"], "99.000000"),
+            "clat_mean_ns": sec["clat_ns"]["mean"], "slat_mean_ns": sec["slat_ns"]["mean"],
+            "usr_cpu": job["usr_cpu"], "sys_cpu": job["sys_cpu"], "ctx": job["ctx"],
+            # Every guest CPU and process (fio, the daemon, the kernel) in the steady state:
+            # busy time against the disk's completed requests over the same window.
+            "cpu_us_per_io": ticks / s["hz"] * 1e6 / ios if ios else None,
+        })
+    if "net" in s:
+        s.update(s.pop("net"))
+    return s
+
+
 def main():
     samples_path, meta_path, outdir = sys.argv[1:4]
-    samples = [json.loads(line) for line in open(samples_path) if line.strip()]
+    runs = os.path.join(os.path.dirname(samples_path), "runs")
+    samples = [expand(json.loads(line), runs) for line in open(samples_path) if line.strip()]
     meta = json.load(open(meta_path))
     measured = [s for s in samples if not s["warmup"]]
     if not measured:
