@@ -254,8 +254,9 @@ def main():
     ax2.set_ylabel("IOPS / ublk's IOPS (median)")
     ax2.set_title("Every device against ublk (null backends, same boot)")
     ax2.legend(fontsize=7, ncol=2)
-    fig.suptitle(f"make bench, {meta['date']}, {meta['kernel']}, {meta['accelerator']}: "
-                 "ratios only, TCG absolute numbers mean little", fontsize=10)
+    fig.suptitle(f"make bench, {meta['date']}, Linux {meta['kernel']} (bench flavour), commit "
+                 f"{meta['commit']}\n{meta['accelerator']}: read the ratios, absolute numbers "
+                 "under TCG mean little", fontsize=10)
     fig.tight_layout()
     fig.savefig(f"{outdir}/chart.png", dpi=90)
 
