@@ -10,6 +10,7 @@
 #   c-blk     samples/vduse-blk --null on C vduse.ko
 #   rs-blk    the same on vduse_rs.ko
 #   rsni-blk  the same on vduse_rs.ko irq_inline=0 (every interrupt through a work item, as C)
+#   rsnt-blk  the same on vduse_rs.ko orphan_drain=0 (no ring tracking at kicks and interrupts)
 #   ublk      rublk's null target (ublk_drv)
 #   nbd       qemu-storage-daemon --export type=nbd (null-co) + nbd-client, one connection
 #
@@ -19,13 +20,13 @@
 #
 # Round 0 is a warm-up (1 s per run, no ramp; kept in the samples, marked, left out of the
 # results); rounds 1..N
-# follow, the order of the drivers reversed every other round (c, rs, rsni, ublk, nbd; then
-# nbd, ublk, rsni, rs, c; ...). Each run is fio with --ramp_time; $VM_OUT/samples.jsonl has a
+# follow, the order of the drivers reversed every other round (c, rs, rsni, rsnt, ublk, nbd;
+# then nbd, ublk, rsnt, rsni, rs, c; ...). Each run is fio with --ramp_time; $VM_OUT/samples.jsonl has a
 # line per run (its fio JSON under $VM_OUT/runs/, the CPU window; net.py's result), which
 # tools/bench/report.py reads on the host.
 #
 # Environment: BENCH_ROUNDS (5), BENCH_RUNTIME (seconds measured per run, 2), BENCH_RAMP (1),
-# BENCH_GROUPS (the driver groups, "c rs rsni ublk nbd"), BENCH_PROFILES (the block profiles,
+# BENCH_GROUPS (the driver groups, "c rs rsni rsnt ublk nbd"), BENCH_PROFILES (the block profiles,
 # all), BENCH_NET (1: the net devices too), VDUSE_RS_KO (the vduse_rs.ko built for this kernel),
 # RUBLK (rublk's path).
 set -uo pipefail
@@ -45,7 +46,7 @@ RUBLK=${RUBLK:-rublk}
 ROUNDS=${BENCH_ROUNDS:-5}
 RUNTIME=${BENCH_RUNTIME:-2}
 RAMP=${BENCH_RAMP:-1}
-read -r -a GROUPS_FWD <<<"${BENCH_GROUPS:-c rs rsni ublk nbd}"
+read -r -a GROUPS_FWD <<<"${BENCH_GROUPS:-c rs rsni rsnt ublk nbd}"
 read -r -a PROFILES <<<"${BENCH_PROFILES:-rr4k-qd1 rr4k-qd32 rw4k-qd32-2j sr128k-qd8 sw128k-qd8}"
 WORK=/dev/shm/vduse-bench
 SAMPLES=$VM_OUT/samples.jsonl
@@ -76,6 +77,7 @@ group_devices() {
 	c | rs) echo "$1-qsd $1-blk$([ "${BENCH_NET:-1}" = 1 ] && echo " $1-net")" ;;
 	# Without inline interrupts: our daemons only (the time limit of `make bench`).
 	rsni) echo "rsni-blk$([ "${BENCH_NET:-1}" = 1 ] && echo " rsni-net")" ;;
+	rsnt) echo "rsnt-blk" ;;
 	ublk | nbd) echo "$1" ;;
 	*) return 1 ;;
 	esac
@@ -86,6 +88,7 @@ group_load() {
 	c) vduse_load c ;;
 	rs) vduse_load rs ;;
 	rsni) vduse_load rs irq_inline=0 ;;
+	rsnt) vduse_load rs orphan_drain=0 ;;
 	ublk) modprobe ublk_drv ;;
 	nbd) modprobe nbd nbds_max=1 ;;
 	esac
@@ -94,7 +97,7 @@ group_load() {
 group_unload() {
 	case $1 in
 	c) vduse_unload c ;;
-	rs | rsni) vduse_unload rs ;;
+	rs | rsni | rsnt) vduse_unload rs ;;
 	ublk) modprobe -r ublk_drv ;;
 	nbd) modprobe -r nbd ;;
 	esac

@@ -33,6 +33,7 @@ DEVICES = {
     "c-blk": "vduse-blk (ours) on C vduse.ko",
     "rs-blk": "vduse-blk (ours) on vduse_rs.ko",
     "rsni-blk": "vduse-blk (ours) on vduse_rs.ko irq_inline=0",
+    "rsnt-blk": "vduse-blk (ours) on vduse_rs.ko orphan_drain=0",
     "ublk": "ublk (rublk null)",
     "nbd": "NBD (QSD null-co, 1 connection)",
 }
@@ -41,6 +42,7 @@ PAIRS = [
     ("QSD: vduse_rs / C", "rs-qsd", "c-qsd"),
     ("vduse-blk: vduse_rs / C", "rs-blk", "c-blk"),
     ("vduse-blk: irq_inline=0 / C (the port alone)", "rsni-blk", "c-blk"),
+    ("vduse-blk: orphan_drain=0 / C (no ring tracking)", "rsnt-blk", "c-blk"),
 ]
 NET_PROFILES = {"tcp-stream": "TCP stream", "tcp-rr64": "TCP request/response, 64 bytes"}
 NET_PAIRS = [

@@ -203,8 +203,10 @@ impl Device {
             }
         }
         vq.set_ready(ready);
-        // The ring is followed from here on, for the orphan drain.
-        match ready.then(|| self.group_domain(vq.group())) {
+        // The ring is followed from here on, for the orphan drain (unless the `orphan_drain`
+        // module parameter turned that off).
+        let track = ready && crate::module_parameters::orphan_drain.value() != 0;
+        match track.then(|| self.group_domain(vq.group())) {
             Some(Ok(domain)) => vq.track(domain, self.packed()),
             _ => vq.untrack(),
         }
