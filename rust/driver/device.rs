@@ -351,11 +351,17 @@ impl Device {
         Ok(())
     }
 
-    /// Removes node and sysfs objects (after [`Device::begin_destroy`]), and waits for
-    /// deferred kicks, so that no module code runs for this device once it is gone.
+    /// Removes node and sysfs objects (after [`Device::begin_destroy`]); then
+    /// [`Device::flush_work`] waits for the deferred work, so that no module code runs for this
+    /// device once it is gone.
     pub(crate) fn remove_node(&self) {
         let sysfs = self.sysfs.lock().take();
         drop(sysfs);
+    }
+
+    /// After [`Device::remove_node`], with no registry lock held: waits for the orphan timer,
+    /// the drain and the kick work items of a device being destroyed.
+    pub(crate) fn flush_work(&self) {
         // The timer runs now and finds the device being destroyed (`connected`).
         crate::kapi::misc::flush_delayed_work(&self.orphan_timer);
         crate::kapi::misc::flush_work(&self.drain_work);

@@ -133,8 +133,14 @@ impl Vduse {
             .ok_or(EINVAL)?;
         devices[pos].begin_destroy()?;
         let dev = devices.remove(pos).map_err(|_| EINVAL)?;
-        drop(devices);
+        // The node, its sysfs directory and `/dev/char/MAJ:MIN` go before the name and the
+        // minor are free again, as in C (`device_destroy()` under `vduse_lock`): a
+        // `CREATE_DEV` of the same name waiting for the lock must not find the old ones still
+        // there (found by `vduse-tests fuzz-race`). Their removal waits only for sysfs and
+        // debugfs handlers, which take a device's locks (3), never this one.
         dev.remove_node();
+        drop(devices);
+        dev.flush_work();
         Ok(())
     }
 
