@@ -8,6 +8,11 @@
 #   make demo            set everything up, boot the test VM, show vduse_rs.ko answering
 #   make check           set everything up and run the whole test suite (what CI runs)
 #   make bootstrap       install the toolchain and build the test kernel (idempotent)
+#   make check-debug     the suite on the sanitizer kernel (KASAN, UBSAN, lockdep, kmemleak,
+#                        fault injection; clang-built, cached like the test kernel): every step
+#                        but the C-oracle boot (see Documentation/security.rst)
+#   make fuzz            the long fuzz run in one boot: FUZZ_OPS (1000000) operations per seed
+#                        of FUZZ_SEEDS on each driver, compared; racing threads; trinity
 #   make bench           the block benchmark in one boot of the bench kernel: C vduse.ko,
 #                        vduse_rs.ko, ublk and NBD (bench/results/: table, JSON, chart)
 #   make install         install vduse_rs.ko for KDIR's kernel (/lib/modules/KREL/updates/) and
@@ -24,7 +29,8 @@ KMAKE := $(ROOT)/tools/kmake
 
 RUST_SOURCES := $(wildcard $(ROOT)/rust/*.rs)
 
-.PHONY: all modules clean check-style fmt bootstrap check demo kernel bench install uninstall observe-orphan-c
+.PHONY: all modules clean check-style fmt bootstrap check check-debug fuzz demo kernel bench install \
+	uninstall observe-orphan-c
 
 # Kbuild's default for external modules; INSTALL_MOD_PATH stages into a root filesystem.
 INSTALL_MOD_DIR ?= updates
@@ -72,6 +78,31 @@ observe-orphan-c: bootstrap
 check: bootstrap
 	$(MAKE) -C $(ROOT) modules KDIR=$$($(ROOT)/tools/kdir)
 	$(ROOT)/tools/testing/run-all
+
+# The sanitizer kernel's run. The module in the checkout is then built for that kernel; `make` or
+# `make check` builds it for the test kernel again. The C-oracle boot (our scripts on C vduse.ko)
+# checks the scripts, not vduse_rs.ko: left out. FUZZ_OPS for the fuzz step in the no-driver boot.
+check-debug:
+	$(ROOT)/tools/bootstrap --debug
+	$(MAKE) -C $(ROOT) modules KDIR=$$(KERNEL_FLAVOUR=debug $(ROOT)/tools/kdir)
+	KERNEL_FLAVOUR=debug VDUSE_TESTS_SKIP=$${VDUSE_TESTS_SKIP:-guest-c} \
+		VDUSE_RS_LOGS=$${VDUSE_RS_LOGS:-$${XDG_CACHE_HOME:-$$HOME/.cache}/vduse-rs/test-logs-debug} \
+		$(ROOT)/tools/testing/run-all
+
+# The long fuzz run (tools/testing/fuzz/run.sh) in one boot of the test kernel; the transcripts
+# of a seed whose drivers disagree are kept in FUZZ_OUT/fuzz/.
+FUZZ_OPS ?= 1000000
+FUZZ_SEEDS ?= 1
+FUZZ_RACE ?= 120
+FUZZ_TRINITY ?= 100000
+FUZZ_OUT ?= $(shell . $(ROOT)/tools/lib/common.sh && echo $$VDUSE_RS_CACHE)/fuzz
+fuzz:
+	$(ROOT)/tools/bootstrap --fuzz
+	$(MAKE) -C $(ROOT) modules KDIR=$$($(ROOT)/tools/kdir)
+	cargo build --quiet --release --locked --manifest-path $(ROOT)/tools/testing/vduse-tests/Cargo.toml
+	$(ROOT)/tools/vm-run --module none --timeout 14400 --out $(FUZZ_OUT) -- \
+		$(ROOT)/tools/testing/fuzz/run.sh --ops $(FUZZ_OPS) --seeds "$(FUZZ_SEEDS)" \
+		--race-seconds $(FUZZ_RACE) --trinity $(FUZZ_TRINITY)
 
 # modules_install (with kbuild's own depmod turned off, so that a staged install does not run it
 # against a tree without the kernel's modules), then depmod for a real install.

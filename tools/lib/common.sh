@@ -9,8 +9,9 @@ KERNEL_SERIES=7.3
 BINDGEN_VERSION=0.72.1
 VNG_VERSION=1.42
 KERNEL_FRAGMENT=$VDUSE_RS_ROOT/tools/configs/vduse-test.config
-# KERNEL_FLAVOUR: test (default; what `make check` runs) or bench (the same kernel without the
-# debugging options: tools/configs/vduse-bench.config merged on top; `make bench`).
+# KERNEL_FLAVOUR: test (default; what `make check` runs), bench (the same kernel without the
+# debugging options: tools/configs/vduse-bench.config merged on top; `make bench`) or debug (the
+# sanitizer kernel, built with clang: tools/configs/vduse-debug.config on top; `make check-debug`).
 KERNEL_FLAVOUR=${KERNEL_FLAVOUR:-test}
 
 # The rustup rustc first on PATH has no rust-src: kernel Rust must use Debian's rustc-web.
@@ -22,6 +23,8 @@ RUBLK_VERSION=0.2.15
 RUBLK=$VDUSE_RS_CACHE/rublk-$RUBLK_VERSION/bin/rublk
 VNG=$VNG_VENV/bin/vng
 export LIBCLANG_PATH=/usr/lib/llvm-19/lib
+# The LLVM suffix the debug flavour is built with (LLVM=-19: clang-19, ld.lld-19, llvm-ar-19).
+KERNEL_LLVM=-19
 
 log() { printf '[%s] %s\n' "${0##*/}" "$*" >&2; }
 die() { printf '[%s] error: %s\n' "${0##*/}" "$*" >&2; exit 1; }
@@ -42,6 +45,7 @@ kernel_key() {
 		"$KERNEL_RUSTC" --version
 		"$BINDGEN" --version
 		gcc --version | head -n1
+		[ "$KERNEL_FLAVOUR" != debug ] || "clang$KERNEL_LLVM" --version | head -n1
 		echo "format 1"
 	} | sha256sum | cut -c1-16
 }
@@ -52,7 +56,8 @@ kernel_fragments() {
 	case $KERNEL_FLAVOUR in
 	test) ;;
 	bench) echo "$VDUSE_RS_ROOT/tools/configs/vduse-bench.config" ;;
-	*) die "KERNEL_FLAVOUR must be test or bench" ;;
+	debug) echo "$VDUSE_RS_ROOT/tools/configs/vduse-debug.config" ;;
+	*) die "KERNEL_FLAVOUR must be test, bench or debug" ;;
 	esac
 }
 
@@ -65,7 +70,15 @@ kernel_build_dir() {
 	echo "$VDUSE_RS_CACHE/kernel/$(basename "$(kernel_src)")-$flavour$key"
 }
 
+# How much longer the tests' time limits are on KERNEL_FLAVOUR's kernel: 3 on the debug
+# flavour (KASAN's inline checks and KMEMLEAK's tracking slow a TCG guest down about that much),
+# else 1. tools/vm-run scales its --timeout and passes it into the guest as VDUSE_TIME_SCALE.
+kernel_time_scale() {
+	if [ "$KERNEL_FLAVOUR" = debug ]; then echo 3; else echo 1; fi
+}
+
 # The kernel make variables every build needs.
 kernel_make_vars() {
 	echo "RUSTC=$KERNEL_RUSTC BINDGEN=$BINDGEN HOSTRUSTC=$KERNEL_RUSTC"
+	[ "$KERNEL_FLAVOUR" != debug ] || echo "LLVM=$KERNEL_LLVM"
 }

@@ -15,7 +15,7 @@ set -u
 . "$VDUSE_RS_ROOT/tools/lib/vduse-module.sh"
 bin=$VDUSE_RS_ROOT/tools/testing/vduse-tests/target/release/vduse-tests
 [ -x "$bin" ] || { echo "Bail out! $bin is not built"; exit 1; }
-case_timeout=${VDUSE_CASE_TIMEOUT:-60}
+case_timeout=${VDUSE_CASE_TIMEOUT:-$((60 * ${VDUSE_TIME_SCALE:-1}))}
 
 rc=0
 for m in c rs; do

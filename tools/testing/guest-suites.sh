@@ -42,6 +42,7 @@ for suite in "$@"; do
 		;;
 	*) echo "guest-suites.sh: unknown suite $suite" >&2; exit 2 ;;
 	esac
+	limit=$((limit * ${VDUSE_TIME_SCALE:-1}))
 	echo "# ==== $suite on $module (limit ${limit}s)"
 	# Every suite starts from the VM's initial vDPA drivers: virtio_vdpa, not vhost_vdpa (with
 	# both loaded a new device may bind to vhost_vdpa; the sample's vhost case loads it).
