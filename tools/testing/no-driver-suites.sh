@@ -10,6 +10,10 @@
 #                 `vduse`, `make uninstall`
 #   kselftest     tools/testing/selftests/drivers/vdpa/vduse through the kernel's kselftest
 #                 Makefile in SRC (a 7.3 tree it was copied into), on each driver
+#   fuzz          tools/testing/fuzz/run.sh, short: seed 1, VDUSE_FUZZ_OPS (20000) operations on
+#                 each driver compared, 15 s of racing threads on each (`make fuzz` is the long run)
+#   faults        tools/testing/faults/run.sh: fault injection on each driver (the debug kernel
+#                 only: on the test kernel it is not run)
 # Each prints its own KTAP; the exit status is non-zero if any failed.
 set -u
 kdir=${1:?usage: no-driver-suites.sh KDIR SRC} src=${2:?usage: no-driver-suites.sh KDIR SRC}
@@ -19,4 +23,11 @@ rc=0
 "$t/leak.sh" || rc=1
 "$t/install/run.sh" "$kdir" || rc=1
 "$t/kselftest.sh" "$src" "$kdir" || rc=1
+"$t/fuzz/run.sh" --ops "${VDUSE_FUZZ_OPS:-20000}" --seeds 1 --race-seconds 15 || rc=1
+# Fault injection needs the debug kernel's FAILSLAB and FAIL_PAGE_ALLOC.
+if [ -e /sys/kernel/debug/failslab ]; then
+	"$t/faults/run.sh" || rc=1
+else
+	echo "# faults: not run, this kernel has no fault injection (make check-debug has)"
+fi
 exit $rc

@@ -7,6 +7,7 @@ use crate::harness::Case;
 pub mod compat;
 pub mod control;
 pub mod create;
+pub mod cve;
 pub mod device;
 pub mod support;
 pub mod sysfs;
@@ -20,5 +21,6 @@ pub fn all() -> Vec<Case> {
     v.extend(sysfs::cases());
     v.extend(compat::cases());
     v.extend(vdpa::cases());
+    v.extend(cve::cases());
     v
 }

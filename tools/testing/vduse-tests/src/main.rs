@@ -11,6 +11,8 @@
 mod cases;
 mod daemon;
 mod dev;
+mod faults;
+mod fuzz;
 mod harness;
 mod sys;
 mod tools;
@@ -81,6 +83,50 @@ enum Cmd {
         name: String,
         /// The queue.
         queue: u32,
+    },
+    /// Seeded single-threaded fuzzing of the control and device nodes; writes a transcript
+    /// (`fuzz-compare` matches the transcripts of one seed on both drivers).
+    Fuzz {
+        /// The seed: the same seed makes the same operations.
+        #[arg(long)]
+        seed: u64,
+        /// How many operations.
+        #[arg(long, default_value_t = 10_000)]
+        ops: u64,
+        /// Where to write the transcript.
+        #[arg(long)]
+        transcript: std::path::PathBuf,
+        /// Also `vdpa dev add`/`del` (no vDPA bus driver may be loaded).
+        #[arg(long)]
+        vdpa: bool,
+    },
+    /// Fault injection (fail-nth) on the paths of the driver loaded now (KTAP).
+    Faults {
+        /// The loaded driver's module name (vduse or vduse_rs).
+        #[arg(long)]
+        module: String,
+    },
+    /// Compare the fuzz transcripts of one seed on the C and the Rust driver.
+    FuzzCompare {
+        /// Transcript of the C driver.
+        c: std::path::PathBuf,
+        /// Transcript of the Rust driver.
+        rs: std::path::PathBuf,
+    },
+    /// Threads racing create, destroy, open, use and sysfs writes on the same devices.
+    FuzzRace {
+        /// The seed of the threads' choices.
+        #[arg(long)]
+        seed: u64,
+        /// How many threads.
+        #[arg(long, default_value_t = 4)]
+        threads: u64,
+        /// For how long.
+        #[arg(long, default_value_t = 20)]
+        seconds: u64,
+        /// Also `vdpa dev add`/`del` from one thread.
+        #[arg(long)]
+        vdpa: bool,
     },
 }
 
@@ -538,6 +584,43 @@ fn main() -> ExitCode {
         Cmd::Destroy { name } => tools::destroy(&name),
         Cmd::Open { name } => tools::open(&name),
         Cmd::Scribble { name, queue } => tools::scribble(&name, queue),
+        Cmd::Fuzz {
+            seed,
+            ops,
+            transcript,
+            vdpa,
+        } => match fuzz::ops::run(&fuzz::ops::Opts { seed, ops, vdpa }, &transcript) {
+            Ok(true) => ExitCode::SUCCESS,
+            Ok(false) => {
+                println!("# fuzz: the cleanup left devices behind");
+                ExitCode::FAILURE
+            }
+            Err(e) => {
+                println!("# fuzz: {e}");
+                ExitCode::FAILURE
+            }
+        },
+        Cmd::Faults { module } => faults::run(&module),
+        Cmd::FuzzCompare { c, rs } => match fuzz::compare(&c, &rs) {
+            Ok(true) => ExitCode::SUCCESS,
+            Ok(false) => ExitCode::FAILURE,
+            Err(e) => {
+                println!("# fuzz-compare: {e}");
+                ExitCode::FAILURE
+            }
+        },
+        Cmd::FuzzRace {
+            seed,
+            threads,
+            seconds,
+            vdpa,
+        } => {
+            if fuzz::race::run(seed, threads, seconds, vdpa) {
+                ExitCode::SUCCESS
+            } else {
+                ExitCode::FAILURE
+            }
+        }
         Cmd::List => {
             for case in cases::all() {
                 println!("{}", case.name);

@@ -34,6 +34,7 @@ pub fn errno_name(e: i32) -> String {
         libc::ENOSPC => "ENOSPC",
         libc::ESPIPE => "ESPIPE",
         libc::ENOTTY => "ENOTTY",
+        libc::E2BIG => "E2BIG",
         libc::ENOSYS => "ENOSYS",
         libc::EOPNOTSUPP => "EOPNOTSUPP",
         libc::EINTR => "EINTR",

@@ -40,7 +40,7 @@ fn record_requests(c: &mut Ctx, seen: &[String]) {
 /// Runs the `vdpa` tool; returns its exit status and the errno it reported (the symbolic
 /// name of the errno whose `strerror` text ends its message), or its whole message if that is
 /// no errno text.
-fn vdpa(args: &[&str]) -> String {
+pub(super) fn vdpa(args: &[&str]) -> String {
     match std::process::Command::new("vdpa").args(args).output() {
         Ok(o) => {
             let err = String::from_utf8_lossy(&o.stderr).trim().to_string();
@@ -155,7 +155,7 @@ fn setup_vqs(c: &mut Ctx, fd: &Fd, groups: bool) {
 }
 
 /// The vhost-vdpa node of device `name`, opened and owned, with `backend` features.
-fn open_vhost(c: &mut Ctx, name: &str, backend: u64) -> Option<Fd> {
+pub(super) fn open_vhost(c: &mut Ctx, name: &str, backend: u64) -> Option<Fd> {
     let Some(node) = vhost_node(name) else {
         c.check(false, "no vhost-vdpa node");
         return None;
@@ -177,7 +177,7 @@ fn open_vhost(c: &mut Ctx, name: &str, backend: u64) -> Option<Fd> {
 }
 
 /// [`ready_device`], then `vdpa dev add` onto `vhost_vdpa` (which sends no request yet).
-fn on_vhost(c: &mut Ctx, name: &str, vduse_features: u64) -> Option<(DevGuard, Fd)> {
+pub(super) fn on_vhost(c: &mut Ctx, name: &str, vduse_features: u64) -> Option<(DevGuard, Fd)> {
     use_vhost_vdpa();
     let dev = ready_device(c, name, vduse_features)?;
     c.expect_eq(

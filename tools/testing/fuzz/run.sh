@@ -1,0 +1,105 @@
+#!/bin/bash
+# SPDX-License-Identifier: GPL-2.0
+#
+# tools/testing/fuzz/run.sh [--ops N] [--seeds "S..."] [--race-seconds N] [--trinity N]:
+# the VDUSE fuzzer inside the test VM (tools/vm-run --module none), each driver loaded in turn.
+#
+#   differential  for each seed, `vduse-tests fuzz` (single-threaded mutated ioctls, reads,
+#                 writes, sysfs writes, vdpa dev add/del) on C vduse.ko, then on vduse_rs.ko;
+#                 `vduse-tests fuzz-compare` matches the two transcripts (only documented
+#                 differences may differ, and only as documented)
+#   race          `vduse-tests fuzz-race` on each driver: threads racing create, destroy, open,
+#                 use, sysfs writes and vdpa dev add/del (CVE-2026-74313's shape)
+#   trinity       Debian's trinity, generic ioctls on /dev/vduse/* (--trinity N: N syscalls per
+#                 driver; 0 or trinity missing: not run)
+#
+# KTAP on stdout; transcripts in $VM_OUT/fuzz/. Each driver's run must also leave the kernel
+# log clean (tools/vm-run's dmesg check) and unload. Exit 1 on any failure.
+set -u
+: "${VDUSE_RS_ROOT:?}" "${VM_OUT:?}"
+. "$VDUSE_RS_ROOT/tools/lib/vduse-module.sh"
+bin=$VDUSE_RS_ROOT/tools/testing/vduse-tests/target/release/vduse-tests
+[ -x "$bin" ] || { echo "Bail out! $bin is not built"; exit 1; }
+ops=20000 seeds=1 race=20 trinity=0
+while [ $# -gt 0 ]; do
+	case $1 in
+	--ops) ops=$2; shift 2 ;;
+	--seeds) seeds=$2; shift 2 ;;
+	--race-seconds) race=$2; shift 2 ;;
+	--trinity) trinity=$2; shift 2 ;;
+	*) echo "Bail out! unknown option $1"; exit 1 ;;
+	esac
+done
+out=$VM_OUT/fuzz
+mkdir -p "$out"
+# The transcripts of a long run are large: written to the guest's tmpfs, kept only when they
+# differ.
+tmp=$(mktemp -d)
+# No vDPA bus driver: a device put on the bus by the fuzzer stays unbound (no virtio driver
+# talks to a daemon that is not there).
+modprobe -r virtio_vdpa vhost_vdpa 2>/dev/null
+[ -e /sys/module/virtio_vdpa ] && { echo "Bail out! virtio_vdpa cannot be unloaded"; exit 1; }
+
+set -- $seeds
+points=$(($# * 3 + 2))
+have_trinity=0
+if [ "$trinity" -gt 0 ] && command -v trinity >/dev/null; then
+	have_trinity=1
+	points=$((points + 2))
+fi
+echo "1..$points"
+rc=0 n=0
+point() { # point OK NAME [COMMENT]
+	n=$((n + 1))
+	if [ "$1" = 0 ]; then echo "ok $n fuzz/$2${3:+ # $3}"; else echo "not ok $n fuzz/$2${3:+ # $3}"; rc=1; fi
+}
+
+# with_driver M COMMAND...: COMMAND with driver M loaded; fails if it does not load or unload.
+with_driver() {
+	local m=$1 r
+	shift
+	vduse_load "$m" || { echo "# could not load $m"; return 1; }
+	"$@"
+	r=$?
+	vduse_unload "$m" || { echo "# could not unload $m"; r=1; }
+	return $r
+}
+
+for seed in $seeds; do
+	for m in c rs; do
+		t0=$SECONDS
+		with_driver "$m" "$bin" fuzz --seed "$seed" --ops "$ops" --vdpa --transcript "$tmp/$m-$seed.txt" |
+			sed -u "s/^/# [$m] /"
+		point "${PIPESTATUS[0]}" "$m-seed-$seed" "$ops operations in $((SECONDS - t0))s"
+	done
+	r=$("$bin" fuzz-compare "$tmp/c-$seed.txt" "$tmp/rs-$seed.txt")
+	s=$?
+	echo "$r"
+	[ "$s" = 0 ] || cp "$tmp/c-$seed.txt" "$tmp/rs-$seed.txt" "$out/"
+	point "$s" "differential-seed-$seed" "$(echo "$r" | tail -n1 | sed 's/^# fuzz-compare: //')"
+done
+rm -rf "$tmp"
+
+for m in c rs; do
+	with_driver "$m" "$bin" fuzz-race --seed "${1:-1}" --threads 4 --seconds "$race" --vdpa |
+		sed -u "s/^/# [$m] /"
+	point "${PIPESTATUS[0]}" "race-$m" "4 threads, ${race}s"
+done
+
+if [ "$have_trinity" = 1 ]; then
+	for m in c rs; do
+		# (only /dev/vduse/control exists: trinity cannot create devices)
+		vduse_load "$m" || { point 1 "trinity-$m" "could not load"; continue; }
+		t0=$SECONDS
+		# trinity refuses to run as root without --dangerous; -V: fuzz these paths' fds only.
+		(cd "$tmp" 2>/dev/null || cd /tmp
+		 timeout 900 trinity --dangerous -q -c ioctl -V /dev/vduse -N "$trinity" -s "${1:-1}" \
+			>"$out/trinity-$m.log" 2>&1)
+		s=$?
+		tail -n 3 "$out/trinity-$m.log" | sed "s/^/# [$m] trinity: /"
+		vduse_unload "$m" || s=1
+		point "$s" "trinity-$m" "$trinity syscalls in $((SECONDS - t0))s"
+	done
+fi
+modprobe virtio_vdpa
+exit $rc

@@ -1,0 +1,514 @@
+// SPDX-License-Identifier: GPL-2.0
+
+//! `vduse-tests faults --module c|rs`: fault injection on the driver loaded now (a kernel with
+//! `CONFIG_FAULT_INJECTION`, `FAILSLAB`, `FAIL_PAGE_ALLOC` and their debugfs control: the debug
+//! flavour). KTAP, one point per path.
+//!
+//! For each path, the Nth allocation the driver makes on it fails, for N = 1, 2, ... until the
+//! path completes without reaching an Nth: `fail-nth` (Documentation/fault-injection/) with the
+//! stack-trace filter set to the driver's text, so only allocations the driver's code asks for
+//! (directly or through the kernel) are counted; failslab and fail_page_alloc both, sleeping
+//! allocations included. Every injected failure must give the caller a clean errno (or succeed
+//! on a fallback) and leave the device in a state the next operation accepts: no device left
+//! half made, no node left behind, a later attempt without injection succeeds. The kernel's
+//! checkers (KASAN, lockdep, kmemleak, tools/lib/dmesg-check) judge what the errno cannot show.
+//!
+//! Paths: `VDUSE_CREATE_DEV`; `VDUSE_VQ_SETUP` and `VDUSE_DEV_SET_CONFIG`; `vdpa dev add` (the
+//! netlink request runs in the `vdpa` process: fail-nth is set in the child between fork and
+//! exec, and an injection is seen as the kernel's "forcing a failure" line); `VDUSE_IOTLB_REG_UMEM`
+//! on a device on the bus; opening the device node.
+
+use crate::dev::DevConfig;
+use crate::sys::{self, errno_name, fmt_ret, Fd, Ret, CONTROL};
+use crate::sys::{
+    VDUSE_CREATE_DEV, VDUSE_DESTROY_DEV, VDUSE_DEV_SET_CONFIG, VDUSE_IOTLB_DEREG_UMEM,
+    VDUSE_IOTLB_REG_UMEM, VDUSE_VQ_SETUP,
+};
+use std::collections::BTreeMap;
+use std::io::Read;
+use std::process::ExitCode;
+
+const DEBUGFS: &str = "/sys/kernel/debug";
+/// The most injection points a path is tried with.
+const MAX_NTH: u32 = 400;
+
+fn write(path: &str, v: &str) -> bool {
+    std::fs::write(path, v).is_ok()
+}
+
+/// The text range of module `module` from /proc/kallsyms (its lowest and highest text symbol,
+/// plus a page for the last function).
+fn text_range(module: &str) -> Option<(u64, u64)> {
+    let tag = format!("[{module}]");
+    let all = std::fs::read_to_string("/proc/kallsyms").ok()?;
+    let addrs: Vec<u64> = all
+        .lines()
+        .filter(|l| l.ends_with(&tag))
+        .filter_map(|l| {
+            let mut f = l.split_whitespace();
+            let a = u64::from_str_radix(f.next()?, 16).ok()?;
+            let t = f.next()?;
+            (a != 0 && (t == "t" || t == "T")).then_some(a)
+        })
+        .collect();
+    Some((*addrs.iter().min()?, *addrs.iter().max()? + 4096))
+}
+
+/// Sets failslab and fail_page_alloc up for fail-nth within `range`; false if the kernel has
+/// no fault injection.
+fn arm(range: (u64, u64)) -> bool {
+    let mut ok = true;
+    for cap in ["failslab", "fail_page_alloc"] {
+        let d = format!("{DEBUGFS}/{cap}");
+        if !std::path::Path::new(&d).exists() {
+            return false;
+        }
+        ok &= write(&format!("{d}/probability"), "0");
+        ok &= write(&format!("{d}/ignore-gfp-wait"), "N");
+        ok &= write(&format!("{d}/verbose"), "1");
+        ok &= write(&format!("{d}/stacktrace-depth"), "32");
+        ok &= write(&format!("{d}/require-start"), &range.0.to_string());
+        ok &= write(&format!("{d}/require-end"), &range.1.to_string());
+        ok &= write(&format!("{d}/reject-start"), "0");
+        ok &= write(&format!("{d}/reject-end"), "0");
+    }
+    ok &= write(
+        &format!("{DEBUGFS}/fail_page_alloc/ignore-gfp-highmem"),
+        "N",
+    );
+    ok &= write(&format!("{DEBUGFS}/fail_page_alloc/min-order"), "0");
+    ok
+}
+
+/// Sets this thread's fail-nth.
+fn set_nth(n: u32) -> bool {
+    write("/proc/thread-self/fail-nth", &n.to_string())
+}
+
+/// True if the armed failure was injected (fail-nth reads 0); disarms it either way.
+fn injected() -> bool {
+    let v = std::fs::read_to_string("/proc/thread-self/fail-nth").unwrap_or_default();
+    let hit = v.trim() == "0";
+    set_nth(0);
+    hit
+}
+
+/// The kernel log from now on (to count "forcing a failure" lines of another process).
+struct Kmsg(std::fs::File);
+
+impl Kmsg {
+    fn open() -> Option<Self> {
+        use std::os::unix::fs::OpenOptionsExt;
+        let f = std::fs::OpenOptions::new()
+            .read(true)
+            .custom_flags(libc::O_NONBLOCK)
+            .open("/dev/kmsg")
+            .ok()?;
+        let k = Self(f);
+        k.skip();
+        Some(k)
+    }
+
+    fn skip(&self) {
+        use std::os::unix::io::AsRawFd;
+        let _ = sys::lseek(self.0.as_raw_fd(), 0, libc::SEEK_END);
+    }
+
+    /// How many injections the kernel logged since the last call.
+    fn injections(&mut self) -> usize {
+        let mut n = 0;
+        let mut buf = vec![0u8; 8192];
+        while let Ok(k) = self.0.read(&mut buf) {
+            if k == 0 {
+                break;
+            }
+            if String::from_utf8_lossy(&buf[..k]).contains("forcing a failure") {
+                n += 1;
+            }
+        }
+        n
+    }
+}
+
+/// One path's record: how many injection points it has, and the results they gave.
+#[derive(Default)]
+struct Tally {
+    points: u32,
+    results: BTreeMap<String, u32>,
+    bad: Vec<String>,
+    complete: bool,
+}
+
+impl Tally {
+    fn result(&mut self, r: &str) {
+        *self.results.entry(r.to_string()).or_default() += 1;
+    }
+
+    fn report(&self, n: usize, name: &str) -> bool {
+        let res: Vec<String> = self
+            .results
+            .iter()
+            .map(|(k, v)| format!("{k} x{v}"))
+            .collect();
+        let good = self.bad.is_empty() && self.complete && self.points > 0;
+        for b in self.bad.iter().take(10) {
+            println!("# faults/{name}: {b}");
+        }
+        if !self.complete {
+            println!("# faults/{name}: still failing after {MAX_NTH} injection points");
+        }
+        println!(
+            "{}ok {n} faults/{name} # {} injection points: {}",
+            if good { "" } else { "not " },
+            self.points,
+            if res.is_empty() {
+                "none".into()
+            } else {
+                res.join(", ")
+            }
+        );
+        good
+    }
+}
+
+fn create(ctl: &Fd, name: &str) -> Ret {
+    let mut b = DevConfig::blk(name).encode();
+    sys::ioctl(ctl.0, VDUSE_CREATE_DEV, b.as_mut_ptr() as usize)
+}
+
+fn destroy(ctl: &Fd, name: &str) -> Ret {
+    let mut b = [0u8; 256];
+    b[..name.len()].copy_from_slice(name.as_bytes());
+    sys::ioctl(ctl.0, VDUSE_DESTROY_DEV, b.as_mut_ptr() as usize)
+}
+
+fn exists(name: &str) -> bool {
+    std::path::Path::new("/sys/class/vduse").join(name).exists()
+}
+
+fn vq_setup(fd: &Fd, i: u32) -> Ret {
+    let mut b = [0u8; 32];
+    b[..4].copy_from_slice(&i.to_ne_bytes());
+    b[4..6].copy_from_slice(&256u16.to_ne_bytes());
+    sys::ioctl(fd.0, VDUSE_VQ_SETUP, b.as_mut_ptr() as usize)
+}
+
+fn vdpa(args: &[&str], nth: u32) -> i32 {
+    use std::os::unix::process::CommandExt;
+    let mut cmd = std::process::Command::new("vdpa");
+    cmd.args(args)
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null());
+    if nth > 0 {
+        // SAFETY: Between fork and exec the child only writes its own fail-nth file.
+        unsafe {
+            cmd.pre_exec(move || {
+                let _ = std::fs::write("/proc/thread-self/fail-nth", nth.to_string());
+                Ok(())
+            });
+        }
+    }
+    cmd.status().ok().and_then(|s| s.code()).unwrap_or(-1)
+}
+
+/// `VDUSE_CREATE_DEV`: a failure leaves no device; a success is a whole device.
+fn create_path(ctl: &Fd) -> Tally {
+    let mut t = Tally::default();
+    let name = "t-fi-create";
+    for n in 1..=MAX_NTH {
+        set_nth(n);
+        let r = create(ctl, name);
+        let hit = injected();
+        if !hit {
+            t.complete = true;
+            if r.is_err() {
+                t.bad
+                    .push(format!("no injection, and CREATE_DEV gave {}", fmt_ret(&r)));
+            }
+            let _ = destroy(ctl, name);
+            break;
+        }
+        t.points += 1;
+        t.result(&fmt_ret(&r));
+        match r {
+            Err(e) if e == libc::ENOMEM || e == libc::ENOSPC => {
+                if exists(name) {
+                    t.bad.push(format!(
+                        "point {n}: -{}, and the device exists",
+                        errno_name(e)
+                    ));
+                }
+                let d = destroy(ctl, name);
+                if d != Err(libc::EINVAL) {
+                    t.bad.push(format!(
+                        "point {n}: a failed create left a device ({})",
+                        fmt_ret(&d)
+                    ));
+                }
+            }
+            Err(e) => t
+                .bad
+                .push(format!("point {n}: unexpected -{}", errno_name(e))),
+            Ok(_) => {
+                if !exists(name) {
+                    t.bad.push(format!(
+                        "point {n}: created, but no /sys/class/vduse/{name}"
+                    ));
+                }
+                let d = destroy(ctl, name);
+                if d.is_err() {
+                    t.bad
+                        .push(format!("point {n}: then DESTROY_DEV {}", fmt_ret(&d)));
+                }
+            }
+        }
+    }
+    t
+}
+
+/// `open` of the node, `VDUSE_VQ_SETUP` and `VDUSE_DEV_SET_CONFIG`: each may fail cleanly; the
+/// device then still works.
+fn device_path(ctl: &Fd) -> Tally {
+    let mut t = Tally::default();
+    let name = "t-fi-dev";
+    if create(ctl, name).is_err() {
+        t.bad.push("CREATE_DEV without injection failed".into());
+        return t;
+    }
+    for n in 1..=MAX_NTH {
+        set_nth(n);
+        let o = sys::open(&format!("/dev/vduse/{name}"), libc::O_RDWR);
+        let mut r = o.map(|_| 0);
+        let fd = o.ok().map(|f| Fd(f as i32));
+        if let Some(fd) = &fd {
+            r = vq_setup(fd, 0).and_then(|_| {
+                let mut b = [0u8; 12];
+                b[4..8].copy_from_slice(&4u32.to_ne_bytes());
+                sys::ioctl(fd.0, VDUSE_DEV_SET_CONFIG, b.as_mut_ptr() as usize)
+            });
+        }
+        let hit = injected();
+        drop(fd);
+        if !hit {
+            t.complete = true;
+            if r.is_err() {
+                t.bad.push(format!(
+                    "no injection, and the sequence gave {}",
+                    fmt_ret(&r)
+                ));
+            }
+            break;
+        }
+        t.points += 1;
+        t.result(&fmt_ret(&r));
+        if !matches!(r, Ok(_) | Err(libc::ENOMEM)) {
+            t.bad.push(format!("point {n}: unexpected {}", fmt_ret(&r)));
+        }
+    }
+    let d = destroy(ctl, name);
+    if d.is_err() {
+        t.bad
+            .push(format!("DESTROY_DEV at the end: {}", fmt_ret(&d)));
+    }
+    t
+}
+
+/// `vdpa dev add`: a failure leaves the device off the bus, and a later add works.
+fn vdpa_add_path(ctl: &Fd) -> Tally {
+    let mut t = Tally::default();
+    let name = "t-fi-vdpa";
+    let Some(mut kmsg) = Kmsg::open() else {
+        t.bad.push("cannot read /dev/kmsg".into());
+        return t;
+    };
+    if create(ctl, name).is_err() {
+        t.bad.push("CREATE_DEV without injection failed".into());
+        return t;
+    }
+    let fd = match sys::open(&format!("/dev/vduse/{name}"), libc::O_RDWR) {
+        Ok(f) => Fd(f as i32),
+        Err(e) => {
+            t.bad.push(format!("open: -{}", errno_name(e)));
+            return t;
+        }
+    };
+    if vq_setup(&fd, 0).is_err() || vq_setup(&fd, 1).is_err() {
+        t.bad.push("VQ_SETUP without injection failed".into());
+    }
+    let on_bus = || {
+        std::path::Path::new("/sys/bus/vdpa/devices")
+            .join(name)
+            .exists()
+    };
+    let add = ["dev", "add", "name", name, "mgmtdev", "vduse"];
+    for n in 1..=MAX_NTH {
+        // The kernel's report of an injection is rate-limited (10 per 5 s): one attempt per
+        // 0.6 s is never suppressed.
+        std::thread::sleep(std::time::Duration::from_millis(600));
+        kmsg.skip();
+        let code = vdpa(&add, n);
+        let hit = kmsg.injections() > 0;
+        if !hit {
+            t.complete = true;
+            if code != 0 {
+                t.bad
+                    .push(format!("no injection, and vdpa dev add exited {code}"));
+            }
+            break;
+        }
+        t.points += 1;
+        t.result(&format!("exit {code}"));
+        if code == 0 {
+            if vdpa(&["dev", "del", name], 0) != 0 {
+                t.bad.push(format!(
+                    "point {n}: added despite the failure, then del failed"
+                ));
+            }
+        } else if on_bus() {
+            t.bad.push(format!(
+                "point {n}: the add failed but {name} is on the bus"
+            ));
+            vdpa(&["dev", "del", name], 0);
+        }
+    }
+    // The device works on the bus and leaves it again.
+    if on_bus() {
+        vdpa(&["dev", "del", name], 0);
+    }
+    let d = {
+        drop(fd);
+        destroy(ctl, name)
+    };
+    if d.is_err() {
+        t.bad
+            .push(format!("DESTROY_DEV at the end: {}", fmt_ret(&d)));
+    }
+    t
+}
+
+/// `VDUSE_IOTLB_REG_UMEM` on a device on the bus (its domain exists): a failure leaves nothing
+/// registered; a registration made despite it can be undone.
+fn umem_path(ctl: &Fd) -> Tally {
+    let mut t = Tally::default();
+    let name = "t-fi-umem";
+    if create(ctl, name).is_err() {
+        t.bad.push("CREATE_DEV without injection failed".into());
+        return t;
+    }
+    let fd = match sys::open(&format!("/dev/vduse/{name}"), libc::O_RDWR) {
+        Ok(f) => Fd(f as i32),
+        Err(e) => {
+            t.bad.push(format!("open: -{}", errno_name(e)));
+            return t;
+        }
+    };
+    let size = 1usize << 20;
+    let _ = std::fs::write(
+        format!("/sys/class/vduse/{name}/bounce_size"),
+        size.to_string(),
+    );
+    let ready = vq_setup(&fd, 0).is_ok() && vq_setup(&fd, 1).is_ok();
+    if !ready || vdpa(&["dev", "add", "name", name, "mgmtdev", "vduse"], 0) != 0 {
+        t.bad.push("could not put the device on the bus".into());
+        return t;
+    }
+    // SAFETY: A fresh anonymous mapping of `size` bytes, unmapped below.
+    let buf = unsafe {
+        libc::mmap(
+            std::ptr::null_mut(),
+            size,
+            libc::PROT_READ | libc::PROT_WRITE,
+            libc::MAP_PRIVATE | libc::MAP_ANONYMOUS,
+            -1,
+            0,
+        )
+    };
+    let mut umem = [0u8; 48];
+    umem[..8].copy_from_slice(&(buf as u64).to_ne_bytes());
+    umem[16..24].copy_from_slice(&(size as u64).to_ne_bytes());
+    let reg = |cmd: u32| {
+        let mut b = umem;
+        sys::ioctl(fd.0, cmd, b.as_mut_ptr() as usize)
+    };
+    for n in 1..=MAX_NTH {
+        set_nth(n);
+        let r = reg(VDUSE_IOTLB_REG_UMEM);
+        let hit = injected();
+        let d = reg(VDUSE_IOTLB_DEREG_UMEM);
+        if !hit {
+            t.complete = true;
+            if r.is_err() || d.is_err() {
+                t.bad.push(format!(
+                    "no injection: REG {} DEREG {}",
+                    fmt_ret(&r),
+                    fmt_ret(&d)
+                ));
+            }
+            break;
+        }
+        t.points += 1;
+        t.result(&fmt_ret(&r));
+        match r {
+            Ok(_) if d.is_err() => t
+                .bad
+                .push(format!("point {n}: registered, DEREG {}", fmt_ret(&d))),
+            Ok(_) => {}
+            Err(libc::ENOMEM) | Err(libc::EFAULT) | Err(libc::EAGAIN) if d.is_ok() => t
+                .bad
+                .push(format!("point {n}: failed, yet something was registered")),
+            Err(libc::ENOMEM) | Err(libc::EFAULT) | Err(libc::EAGAIN) => {}
+            Err(e) => t
+                .bad
+                .push(format!("point {n}: unexpected -{}", errno_name(e))),
+        }
+    }
+    // SAFETY: The mapping made above.
+    unsafe { libc::munmap(buf, size) };
+    if vdpa(&["dev", "del", name], 0) != 0 {
+        t.bad.push("vdpa dev del at the end failed".into());
+    }
+    drop(fd);
+    let d = destroy(ctl, name);
+    if d.is_err() {
+        t.bad
+            .push(format!("DESTROY_DEV at the end: {}", fmt_ret(&d)));
+    }
+    t
+}
+
+/// The subcommand.
+pub fn run(module: &str) -> ExitCode {
+    println!("KTAP version 1");
+    println!("1..4");
+    let range = text_range(module);
+    let armed = range.map(arm).unwrap_or(false);
+    let names = ["create_dev", "device_ioctls", "vdpa_dev_add", "reg_umem"];
+    if !armed {
+        let why = if range.is_none() {
+            format!("no text symbols of {module} in /proc/kallsyms")
+        } else {
+            "this kernel has no fault injection (the debug flavour has)".to_string()
+        };
+        for (i, n) in names.iter().enumerate() {
+            println!("ok {} faults/{n} # SKIP {why}", i + 1);
+        }
+        return ExitCode::SUCCESS;
+    }
+    let ctl = match sys::open(CONTROL, libc::O_RDWR) {
+        Ok(f) => Fd(f as i32),
+        Err(e) => {
+            println!("Bail out! open(control): -{}", errno_name(e));
+            return ExitCode::FAILURE;
+        }
+    };
+    let paths: [fn(&Fd) -> Tally; 4] = [create_path, device_path, vdpa_add_path, umem_path];
+    let mut good = true;
+    for (i, (name, path)) in names.iter().zip(paths).enumerate() {
+        good &= path(&ctl).report(i + 1, name);
+    }
+    if good {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::FAILURE
+    }
+}
