@@ -12,7 +12,8 @@
 #                        fault injection; clang-built, cached like the test kernel): every step
 #                        but the C-oracle boot (see Documentation/security.rst)
 #   make fuzz            the long fuzz run in one boot: FUZZ_OPS (1000000) operations per seed
-#                        of FUZZ_SEEDS on each driver, compared; racing threads; trinity
+#                        of FUZZ_SEEDS on each driver, compared; racing threads; a misbehaving
+#                        daemon; trinity
 #   make bench           the block benchmark in one boot of the bench kernel: C vduse.ko,
 #                        vduse_rs.ko, ublk and NBD (bench/results/: table, JSON, chart)
 #   make install         install vduse_rs.ko for KDIR's kernel (/lib/modules/KREL/updates/) and
@@ -81,7 +82,7 @@ check: bootstrap
 
 # The sanitizer kernel's run. The module in the checkout is then built for that kernel; `make` or
 # `make check` builds it for the test kernel again. The C-oracle boot (our scripts on C vduse.ko)
-# checks the scripts, not vduse_rs.ko: left out. FUZZ_OPS for the fuzz step in the no-driver boot.
+# checks the scripts, not vduse_rs.ko: left out. VDUSE_FUZZ_OPS: the no-driver boot's fuzz length.
 check-debug:
 	$(ROOT)/tools/bootstrap --debug
 	$(MAKE) -C $(ROOT) modules KDIR=$$(KERNEL_FLAVOUR=debug $(ROOT)/tools/kdir)
@@ -94,6 +95,7 @@ check-debug:
 FUZZ_OPS ?= 1000000
 FUZZ_SEEDS ?= 1
 FUZZ_RACE ?= 120
+FUZZ_DAEMON ?= 20
 FUZZ_TRINITY ?= 100000
 FUZZ_OUT ?= $(shell . $(ROOT)/tools/lib/common.sh && echo $$VDUSE_RS_CACHE)/fuzz
 fuzz:
@@ -102,7 +104,7 @@ fuzz:
 	cargo build --quiet --release --locked --manifest-path $(ROOT)/tools/testing/vduse-tests/Cargo.toml
 	$(ROOT)/tools/vm-run --module none --timeout 14400 --out $(FUZZ_OUT) -- \
 		$(ROOT)/tools/testing/fuzz/run.sh --ops $(FUZZ_OPS) --seeds "$(FUZZ_SEEDS)" \
-		--race-seconds $(FUZZ_RACE) --trinity $(FUZZ_TRINITY)
+		--race-seconds $(FUZZ_RACE) --daemon-rounds $(FUZZ_DAEMON) --daemon-ops 200 --trinity $(FUZZ_TRINITY)
 
 # modules_install (with kbuild's own depmod turned off, so that a staged install does not run it
 # against a tree without the kernel's modules), then depmod for a real install.

@@ -4,8 +4,9 @@
 # tools/testing/faults/run.sh: fault injection inside the test VM (tools/vm-run --module none),
 # vduse_rs.ko then C vduse.ko: `vduse-tests faults` (every allocation point of device creation,
 # the device ioctls, vdpa dev add and UMEM registration failed in turn, see
-# tools/testing/vduse-tests/src/faults.rs), then kmemleak. On a kernel without fault injection
-# (the test kernel: only the debug flavour has it) every point is a SKIP.
+# tools/testing/vduse-tests/src/faults.rs), the map path under I/O (probabilistic injection into
+# the non-sleeping allocations while fio runs on a samples/vduse-blk disk), then kmemleak. Needs
+# the debug kernel (no-driver-suites.sh runs it only where failslab exists).
 #
 # KTAP; the C driver's points are shown as comments ("# [c] ..."), its problems reported, not
 # failed (its leaks are D4's, Documentation/differences.rst). Exit 1 on a failure of vduse_rs.
@@ -18,6 +19,60 @@ bin=$VDUSE_RS_ROOT/tools/testing/vduse-tests/target/release/vduse-tests
 # No vDPA bus driver: a device the paths put on the bus stays unbound.
 modprobe -r virtio_vdpa vhost_vdpa 2>/dev/null
 leak=/sys/kernel/debug/kmemleak
+BIN=$VDUSE_RS_ROOT/samples/target/release/vduse-blk
+WORK=$(mktemp -d)
+
+# fi_set VALUE ATTR...: writes VALUE to ATTR of both failslab and fail_page_alloc.
+fi_set() {
+	local v=$1 a c
+	shift
+	for a in "$@"; do
+		for c in failslab fail_page_alloc; do echo "$v" >"/sys/kernel/debug/$c/$a" || return 1; done
+	done
+}
+
+# map_under_io MODNAME: the map path under I/O, where fail-nth cannot reach (map_page runs
+# with GFP_ATOMIC, in the submitter's context or a softirq): 20% of the non-sleeping
+# allocations with MODNAME's code on the stack fail while fio runs on a vduse-blk disk (1 MiB of
+# bounce space, so its pages are made and freed again all along); the block layer must see
+# I/O errors, never the kernel an oops or a hang; then injection stops and fio verify must pass
+# on the same disk, and the device must come down. Prints how many failures were injected.
+map_under_io() {
+	local mod=$1 name=fi-io pid dev lo hi injected rc=0
+	lo=$(awk -v t="[$mod]" '$NF == t && ($2 == "t" || $2 == "T") { print $1 }' /proc/kallsyms | sort | head -n1)
+	hi=$(awk -v t="[$mod]" '$NF == t && ($2 == "t" || $2 == "T") { print $1 }' /proc/kallsyms | sort | tail -n1)
+	[ -n "$lo" ] || { note "no text symbols of $mod"; return 1; }
+	modprobe virtio_vdpa
+	"$BIN" --name "$name" --size 32M --queues 1 >"$VM_OUT/faults-daemon-$mod.log" 2>&1 &
+	pid=$!
+	wait_until 20 grep -q "serving /dev/vduse/$name" "$VM_OUT/faults-daemon-$mod.log" ||
+		{ note "the daemon did not come up"; kill "$pid"; modprobe -r virtio_vdpa; return 1; }
+	echo 1048576 >"/sys/class/vduse/$name/bounce_size"
+	vdpa dev add name "$name" mgmtdev vduse && wait_blkdev "$name" || rc=1
+	dev=$BLKDEV
+	if [ "$rc" = 0 ]; then
+		fi_set 0 probability && fi_set Y ignore-gfp-wait && fi_set 0 verbose &&
+			fi_set 1 interval && fi_set 1000000 times && fi_set 32 stacktrace-depth &&
+			fi_set "$((16#$lo))" require-start && fi_set "$((16#$hi + 4096))" require-end &&
+			fi_set 20 probability || { note "cannot set up failslab/fail_page_alloc"; rc=1; }
+		timeout 120 fio --name=fi --filename="$dev" --rw=randrw --bs=4k --size=16M --direct=1 \
+			--ioengine=libaio --iodepth=16 --time_based --runtime=15 --continue_on_error=all \
+			>"$WORK/fio-fi.out" 2>&1
+		local frc=$?
+		fi_set 0 probability
+		injected=$((2000000 - $(cat /sys/kernel/debug/failslab/times) - $(cat /sys/kernel/debug/fail_page_alloc/times)))
+		note "$mod: $injected allocations failed under 15 s of fio (fio exit $frc; $(grep -o 'err=[ 0-9]*' "$WORK/fio-fi.out" | sort | uniq -c | tr -s ' ' | tr '\n' ' '))"
+		[ "$frc" != 124 ] || { note "fio hung under injection"; rc=1; }
+		[ "$injected" -gt 0 ] || { note "no allocation was failed: the injection tested nothing"; rc=1; }
+		fio_verify "$dev" --size=8M || rc=1
+	fi
+	timeout 120 vdpa dev del "$name" || { note "vdpa dev del failed or hung"; rc=1; }
+	kill -TERM "$pid"
+	timeout 30 tail --pid="$pid" -f /dev/null || { note "the daemon did not exit"; kill -KILL "$pid"; rc=1; }
+	modprobe -r virtio_vdpa
+	return $rc
+}
+
 rc=0
 for m in rs c; do
 	mod=$(vduse_modname "$m")
@@ -32,6 +87,14 @@ for m in rs c; do
 	else
 		"$bin" faults --module "$mod" | sed -u 's/^/# [c] /'
 	fi
+	if map_under_io "$mod" >"$WORK/map.out" 2>&1; then r=0; else r=1; fi
+	if [ "$m" = rs ]; then
+		cat "$WORK/map.out"
+		[ "$r" = 0 ] && echo "ok 1 faults/map_under_io-rs" || { echo "not ok 1 faults/map_under_io-rs"; rc=1; }
+	else
+		sed 's/^/# [c] /' "$WORK/map.out"
+		echo "# [c] map_under_io: $([ "$r" = 0 ] && echo passed || echo FAILED)"
+	fi
 	vduse_unload "$m" || { echo "not ok 1 faults/unload-$m"; rc=1; }
 	if [ -w "$leak" ] && [ -e /sys/kernel/debug/failslab ]; then
 		if kmemleak_clean "after the $m driver's injections" >"$VM_OUT/faults-kmemleak-$m.txt"; then
@@ -45,5 +108,6 @@ for m in rs c; do
 		fi
 	fi
 done
+rm -rf "$WORK"
 modprobe virtio_vdpa
 exit $rc

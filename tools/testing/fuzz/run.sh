@@ -1,7 +1,8 @@
 #!/bin/bash
 # SPDX-License-Identifier: GPL-2.0
 #
-# tools/testing/fuzz/run.sh [--ops N] [--seeds "S..."] [--race-seconds N] [--trinity N]:
+# tools/testing/fuzz/run.sh [--ops N] [--seeds "S..."] [--race-seconds N] [--daemon-rounds N]
+#                           [--daemon-ops N] [--trinity N]:
 # the VDUSE fuzzer inside the test VM (tools/vm-run --module none), each driver loaded in turn.
 #
 #   differential  for each seed, `vduse-tests fuzz` (single-threaded mutated ioctls, reads,
@@ -10,6 +11,9 @@
 #                 differences may differ, and only as documented)
 #   race          `vduse-tests fuzz-race` on each driver: threads racing create, destroy, open,
 #                 use, sysfs writes and vdpa dev add/del (CVE-2026-74313's shape)
+#   daemon        `vduse-tests fuzz-daemon` on each driver: a daemon answering a vhost-vdpa
+#                 consumer's requests badly (failed, foreign ids, twice, late, cut short, never),
+#                 registering UMEM, reopening its node, SIGKILLed and restarted
 #   trinity       Debian's trinity, generic ioctls on /dev/vduse/* (--trinity N: N syscalls per
 #                 driver; 0 or trinity missing: not run)
 #
@@ -20,13 +24,15 @@ set -u
 . "$VDUSE_RS_ROOT/tools/lib/vduse-module.sh"
 bin=$VDUSE_RS_ROOT/tools/testing/vduse-tests/target/release/vduse-tests
 [ -x "$bin" ] || { echo "Bail out! $bin is not built"; exit 1; }
-ops=20000 seeds=1 race=20 trinity=0
+ops=20000 seeds=1 race=20 trinity=0 daemon_rounds=3 daemon_ops=60
 while [ $# -gt 0 ]; do
 	case $1 in
 	--ops) ops=$2; shift 2 ;;
 	--seeds) seeds=$2; shift 2 ;;
 	--race-seconds) race=$2; shift 2 ;;
 	--trinity) trinity=$2; shift 2 ;;
+	--daemon-rounds) daemon_rounds=$2; shift 2 ;;
+	--daemon-ops) daemon_ops=$2; shift 2 ;;
 	*) echo "Bail out! unknown option $1"; exit 1 ;;
 	esac
 done
@@ -41,7 +47,7 @@ modprobe -r virtio_vdpa vhost_vdpa 2>/dev/null
 [ -e /sys/module/virtio_vdpa ] && { echo "Bail out! virtio_vdpa cannot be unloaded"; exit 1; }
 
 set -- $seeds
-points=$(($# * 3 + 2))
+points=$(($# * 3 + 4))
 have_trinity=0
 if [ "$trinity" -gt 0 ] && command -v trinity >/dev/null; then
 	have_trinity=1
@@ -85,6 +91,15 @@ for m in c rs; do
 		sed -u "s/^/# [$m] /"
 	point "${PIPESTATUS[0]}" "race-$m" "4 threads, ${race}s"
 done
+
+# The misbehaving daemon under vhost-vdpa (which it loads; virtio_vdpa is already gone).
+for m in c rs; do
+	t0=$SECONDS
+	with_driver "$m" "$bin" fuzz-daemon --seed "${1:-1}" --rounds "$daemon_rounds" --ops "$daemon_ops" |
+		sed -u "s/^/# [$m] /"
+	point "${PIPESTATUS[0]}" "daemon-$m" "$daemon_rounds rounds of $daemon_ops operations in $((SECONDS - t0))s"
+done
+modprobe -r vhost_vdpa 2>/dev/null
 
 if [ "$have_trinity" = 1 ]; then
 	for m in c rs; do

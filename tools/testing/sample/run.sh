@@ -45,6 +45,8 @@ CASES=(
 	"queue_ready_message"
 	"read_only_and_sigterm_while_attached"
 	"vhost_vdpa_asid_suspend"
+	"sysfs_writes_under_io"
+	"del_under_io"
 )
 # SAMPLE_CASES="a b": run only those cases (while working on one).
 [ -z "${SAMPLE_CASES:-}" ] || read -r -a CASES <<<"$SAMPLE_CASES"
@@ -459,6 +461,65 @@ case_vhost_vdpa_asid_suspend() {
 		grep -q "$m" "$DAEMON_LOG" || { note "daemon log lacks '$m'"; show_log; return 1; }
 	done
 	return 0
+}
+
+# The device's sysfs attributes written while fio verify runs on two queues (issue 16's
+# concurrency): each queue's irq_cb_affinity and msg_timeout rewritten hundreds of times,
+# bounce_size refused (EPERM: on the bus), every attribute read; the data must verify and the
+# device come down cleanly.
+case_sysfs_writes_under_io() {
+	local name=sample-sysfs dev fio_pid rc writes=0 eperm=0 i
+	start_daemon $name sysfs_writes --size 64M --queues 2 || return 1
+	add_vdpa $name || return 1
+	dev=$BLKDEV
+	local d=/sys/class/vduse/$name
+	fio_verify "$dev" --size=16M --numjobs=2 --offset_increment=24M --ioengine=libaio \
+		--iodepth=16 &
+	fio_pid=$!
+	for ((i = 0; i < 300; i++)); do
+		kill -0 "$fio_pid" 2>/dev/null || break
+		echo $((i % 3 + 1)) >"$d/vq$((i % 2))/irq_cb_affinity" && writes=$((writes + 1))
+		echo $((i % 30 + 1)) >"$d/msg_timeout" && writes=$((writes + 1))
+		echo 1048576 2>/dev/null >"$d/bounce_size" || eperm=$((eperm + 1))
+		cat "$d/msg_timeout" "$d/bounce_size" "$d/vq0/irq_cb_affinity" "$d/vq1/irq_cb_affinity" >/dev/null ||
+			{ note "reading the attributes failed"; kill "$fio_pid"; return 1; }
+	done
+	wait "$fio_pid"
+	rc=$?
+	note "$writes attribute writes and $eperm refused bounce_size writes during fio ($i rounds)"
+	[ "$rc" = 0 ] || { show_log; return 1; }
+	[ "$i" -ge 20 ] || { note "fio ended before 20 rounds of writes: nothing was tested"; return 1; }
+	[ "$eperm" = "$i" ] || { note "a bounce_size write was accepted on the bus"; return 1; }
+	[ "$writes" = $((2 * i)) ] || { note "an affinity or msg_timeout write failed"; return 1; }
+	teardown $name
+}
+
+# vdpa dev del while fio runs (the daemon still serving): the del returns, fio stops with an
+# error instead of hanging, the daemon exits cleanly on SIGTERM.
+case_del_under_io() {
+	local name=sample-delio dev fio_pid rc t0
+	start_daemon $name del_under_io --size 64M --queues 2 || return 1
+	add_vdpa $name || return 1
+	dev=$BLKDEV
+	timeout 300 fio --name=d --filename="$dev" --rw=randrw --bs=4k --direct=1 --ioengine=libaio \
+		--iodepth=16 --numjobs=2 --time_based --runtime=120 >"$WORK/fio-del.out" 2>&1 &
+	fio_pid=$!
+	io_flows "$dev" || { kill "$fio_pid"; return 1; }
+	t0=$SECONDS
+	timeout 120 vdpa dev del "$name" || { note "vdpa dev del failed or hung under I/O"; return 1; }
+	VDPA_DEVS=()
+	note "vdpa dev del under I/O returned after $((SECONDS - t0))s"
+	if ! timeout 60 tail --pid="$fio_pid" -f /dev/null; then
+		note "fio did not stop within 60 s of the del"
+		kill -KILL "$fio_pid"
+		return 1
+	fi
+	wait "$fio_pid"
+	rc=$?
+	grep -E "err=|error" "$WORK/fio-del.out" | head -n 3 | sed 's/^/#   /'
+	[ "$rc" != 0 ] || { note "fio ran to its end although the disk went away"; return 1; }
+	[ ! -e "$dev" ] || { note "$dev still exists after the del"; return 1; }
+	stop_daemon "$name"
 }
 
 # ---- main ----------------------------------------------------------------------------------

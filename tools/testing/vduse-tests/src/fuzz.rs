@@ -7,9 +7,11 @@
 //! - [`ops`]: single-threaded mutated ioctls, reads, writes, sysfs writes on the control and
 //!   device nodes, with a transcript that [`compare`] matches between C vduse.ko and vduse_rs.ko
 //!   (the differential mode);
-//! - [`race`]: threads creating, destroying, opening and using the same devices at once.
+//! - [`race`]: threads creating, destroying, opening and using the same devices at once;
+//! - [`daemon`]: a daemon answering a vhost-vdpa consumer's requests badly, killed and restarted.
 
 mod arena;
+pub mod daemon;
 mod gen;
 pub mod ops;
 pub mod race;

@@ -113,6 +113,19 @@ enum Cmd {
         /// Transcript of the Rust driver.
         rs: std::path::PathBuf,
     },
+    /// A misbehaving daemon (bad, late, duplicated or missing answers, SIGKILL and restart)
+    /// under a vhost-vdpa consumer's requests.
+    FuzzDaemon {
+        /// The seed.
+        #[arg(long)]
+        seed: u64,
+        /// Devices made, served badly and removed in turn.
+        #[arg(long, default_value_t = 3)]
+        rounds: u64,
+        /// Consumer operations per round.
+        #[arg(long, default_value_t = 200)]
+        ops: u64,
+    },
     /// Threads racing create, destroy, open, use and sysfs writes on the same devices.
     FuzzRace {
         /// The seed of the threads' choices.
@@ -609,6 +622,13 @@ fn main() -> ExitCode {
                 ExitCode::FAILURE
             }
         },
+        Cmd::FuzzDaemon { seed, rounds, ops } => {
+            if fuzz::daemon::run(seed, rounds, ops) {
+                ExitCode::SUCCESS
+            } else {
+                ExitCode::FAILURE
+            }
+        }
         Cmd::FuzzRace {
             seed,
             threads,

@@ -128,7 +128,15 @@ mod tests {
     #[test]
     fn mutate_stays_in_width() {
         let mut g = Gen::new(1);
-        assert!((0..10_000).all(|_| g.mutate16(0xffff) <= 0xffff));
         assert!((0..10_000).all(|_| g.mutate(3, 5) < 32));
+        assert!((0..10_000).all(|_| g.mutate(0xabc, 12) <= 0xfff));
+    }
+
+    #[test]
+    fn mutate_mostly_keeps_the_valid_value() {
+        let mut g = Gen::new(2);
+        let kept = (0..10_000).filter(|_| g.mutate32(4096) == 4096).count();
+        // 5 of 12 draws keep it (a flipped bit or a neighbour never does): about 42%.
+        assert!((3_800..4_600).contains(&kept), "{kept}");
     }
 }

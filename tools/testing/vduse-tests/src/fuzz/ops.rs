@@ -280,7 +280,7 @@ impl Fuzz {
         let ptr = Ptr::choose(&mut self.g, 8);
         let (r, back) = self.ioctl(fd, cmd, &val.to_ne_bytes(), ptr, 8);
         let mut res = fmt_ret(&r);
-        if which % 2 == 0 && back.len() == 8 {
+        if which.is_multiple_of(2) && back.len() == 8 {
             res += &format!(
                 " value={:#x}",
                 u64::from_ne_bytes(back[..8].try_into().unwrap_or([0; 8]))
