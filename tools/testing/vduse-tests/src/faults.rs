@@ -15,15 +15,15 @@
 //!
 //! Paths: `VDUSE_CREATE_DEV`; `VDUSE_VQ_SETUP` and `VDUSE_DEV_SET_CONFIG`; `vdpa dev add` (the
 //! netlink request runs in the `vdpa` process: fail-nth is set in the child between fork and
-//! exec, and an injection is seen as the kernel's "forcing a failure" line); `VDUSE_IOTLB_REG_UMEM`
-//! on a device on the bus; opening the device node.
+//! exec, and an injection is seen as the kernel's "forcing a failure" line); opening the device
+//! node. Not here: `VDUSE_IOTLB_REG_UMEM`, which needs a bounce map that only I/O makes
+//! (tools/testing/faults/run.sh's map path under I/O runs with the sample daemon instead). The
+//! stack filter looks 32 frames deep (the kernel's limit), so allocations deeper below the
+//! driver's code are not counted.
 
 use crate::dev::DevConfig;
 use crate::sys::{self, errno_name, fmt_ret, Fd, Ret, CONTROL};
-use crate::sys::{
-    VDUSE_CREATE_DEV, VDUSE_DESTROY_DEV, VDUSE_DEV_SET_CONFIG, VDUSE_IOTLB_DEREG_UMEM,
-    VDUSE_IOTLB_REG_UMEM, VDUSE_VQ_SETUP,
-};
+use crate::sys::{VDUSE_CREATE_DEV, VDUSE_DESTROY_DEV, VDUSE_DEV_SET_CONFIG, VDUSE_VQ_SETUP};
 use std::collections::BTreeMap;
 use std::io::Read;
 use std::process::ExitCode;
@@ -144,13 +144,15 @@ impl Tally {
         *self.results.entry(r.to_string()).or_default() += 1;
     }
 
-    fn report(&self, n: usize, name: &str) -> bool {
+    /// Prints the point; `min_points`: the path certainly allocates (creating a device, putting
+    /// it on the bus), so a run that injected nothing tested nothing.
+    fn report(&self, n: usize, name: &str, min_points: u32) -> bool {
         let res: Vec<String> = self
             .results
             .iter()
             .map(|(k, v)| format!("{k} x{v}"))
             .collect();
-        let good = self.bad.is_empty() && self.complete && self.points > 0;
+        let good = self.bad.is_empty() && self.complete && self.points >= min_points;
         for b in self.bad.iter().take(10) {
             println!("# faults/{name}: {b}");
         }
@@ -386,103 +388,13 @@ fn vdpa_add_path(ctl: &Fd) -> Tally {
     t
 }
 
-/// `VDUSE_IOTLB_REG_UMEM` on a device on the bus (its domain exists): a failure leaves nothing
-/// registered; a registration made despite it can be undone.
-fn umem_path(ctl: &Fd) -> Tally {
-    let mut t = Tally::default();
-    let name = "t-fi-umem";
-    if create(ctl, name).is_err() {
-        t.bad.push("CREATE_DEV without injection failed".into());
-        return t;
-    }
-    let fd = match sys::open(&format!("/dev/vduse/{name}"), libc::O_RDWR) {
-        Ok(f) => Fd(f as i32),
-        Err(e) => {
-            t.bad.push(format!("open: -{}", errno_name(e)));
-            return t;
-        }
-    };
-    let size = 1usize << 20;
-    let _ = std::fs::write(
-        format!("/sys/class/vduse/{name}/bounce_size"),
-        size.to_string(),
-    );
-    let ready = vq_setup(&fd, 0).is_ok() && vq_setup(&fd, 1).is_ok();
-    if !ready || vdpa(&["dev", "add", "name", name, "mgmtdev", "vduse"], 0) != 0 {
-        t.bad.push("could not put the device on the bus".into());
-        return t;
-    }
-    // SAFETY: A fresh anonymous mapping of `size` bytes, unmapped below.
-    let buf = unsafe {
-        libc::mmap(
-            std::ptr::null_mut(),
-            size,
-            libc::PROT_READ | libc::PROT_WRITE,
-            libc::MAP_PRIVATE | libc::MAP_ANONYMOUS,
-            -1,
-            0,
-        )
-    };
-    let mut umem = [0u8; 48];
-    umem[..8].copy_from_slice(&(buf as u64).to_ne_bytes());
-    umem[16..24].copy_from_slice(&(size as u64).to_ne_bytes());
-    let reg = |cmd: u32| {
-        let mut b = umem;
-        sys::ioctl(fd.0, cmd, b.as_mut_ptr() as usize)
-    };
-    for n in 1..=MAX_NTH {
-        set_nth(n);
-        let r = reg(VDUSE_IOTLB_REG_UMEM);
-        let hit = injected();
-        let d = reg(VDUSE_IOTLB_DEREG_UMEM);
-        if !hit {
-            t.complete = true;
-            if r.is_err() || d.is_err() {
-                t.bad.push(format!(
-                    "no injection: REG {} DEREG {}",
-                    fmt_ret(&r),
-                    fmt_ret(&d)
-                ));
-            }
-            break;
-        }
-        t.points += 1;
-        t.result(&fmt_ret(&r));
-        match r {
-            Ok(_) if d.is_err() => t
-                .bad
-                .push(format!("point {n}: registered, DEREG {}", fmt_ret(&d))),
-            Ok(_) => {}
-            Err(libc::ENOMEM) | Err(libc::EFAULT) | Err(libc::EAGAIN) if d.is_ok() => t
-                .bad
-                .push(format!("point {n}: failed, yet something was registered")),
-            Err(libc::ENOMEM) | Err(libc::EFAULT) | Err(libc::EAGAIN) => {}
-            Err(e) => t
-                .bad
-                .push(format!("point {n}: unexpected -{}", errno_name(e))),
-        }
-    }
-    // SAFETY: The mapping made above.
-    unsafe { libc::munmap(buf, size) };
-    if vdpa(&["dev", "del", name], 0) != 0 {
-        t.bad.push("vdpa dev del at the end failed".into());
-    }
-    drop(fd);
-    let d = destroy(ctl, name);
-    if d.is_err() {
-        t.bad
-            .push(format!("DESTROY_DEV at the end: {}", fmt_ret(&d)));
-    }
-    t
-}
-
 /// The subcommand.
 pub fn run(module: &str) -> ExitCode {
     println!("KTAP version 1");
-    println!("1..4");
+    println!("1..3");
     let range = text_range(module);
     let armed = range.map(arm).unwrap_or(false);
-    let names = ["create_dev", "device_ioctls", "vdpa_dev_add", "reg_umem"];
+    let names = ["create_dev", "device_ioctls", "vdpa_dev_add"];
     if !armed {
         let why = if range.is_none() {
             format!("no text symbols of {module} in /proc/kallsyms")
@@ -501,10 +413,12 @@ pub fn run(module: &str) -> ExitCode {
             return ExitCode::FAILURE;
         }
     };
-    let paths: [fn(&Fd) -> Tally; 4] = [create_path, device_path, vdpa_add_path, umem_path];
+    let paths: [fn(&Fd) -> Tally; 3] = [create_path, device_path, vdpa_add_path];
     let mut good = true;
     for (i, (name, path)) in names.iter().zip(paths).enumerate() {
-        good &= path(&ctl).report(i + 1, name);
+        // Opening the node and VQ_SETUP/SET_CONFIG may allocate nothing (C's do not).
+        let min_points = if *name == "device_ioctls" { 0 } else { 1 };
+        good &= path(&ctl).report(i + 1, name, min_points);
     }
     if good {
         ExitCode::SUCCESS
