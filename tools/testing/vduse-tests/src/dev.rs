@@ -108,6 +108,18 @@ fn node_name(raw: &[u8]) -> String {
     String::from_utf8_lossy(&raw[..end]).into_owned()
 }
 
+/// The entries of `dir` (`/dev/vduse` or `/sys/class/vduse`) but `control`: the devices there.
+pub fn listed_devices(dir: &str) -> Vec<String> {
+    std::fs::read_dir(dir)
+        .map(|d| {
+            d.filter_map(|e| e.ok())
+                .map(|e| e.file_name().to_string_lossy().into_owned())
+                .filter(|n| n != "control")
+                .collect()
+        })
+        .unwrap_or_default()
+}
+
 /// `VDUSE_CREATE_DEV` on `fd`.
 pub fn create(fd: &Fd, cfg: &DevConfig) -> Ret {
     let mut b = cfg.encode();

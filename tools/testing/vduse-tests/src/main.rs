@@ -208,14 +208,7 @@ fn hang_evidence(pid: i32) -> Vec<String> {
 /// After a case was killed: takes every VDUSE device it left off the vDPA bus and destroys it,
 /// so that the next cases (and the module unload) find a clean driver.
 fn cleanup_devices() {
-    let names: Vec<String> = std::fs::read_dir("/dev/vduse")
-        .map(|d| {
-            d.filter_map(|e| e.ok())
-                .map(|e| e.file_name().to_string_lossy().into_owned())
-                .filter(|n| n != "control")
-                .collect()
-        })
-        .unwrap_or_default();
+    let names = dev::listed_devices("/dev/vduse");
     for n in names {
         println!("# cleanup after the killed case: vdpa dev del {n}, DESTROY_DEV {n}");
         drop(dev::DevGuard(n));

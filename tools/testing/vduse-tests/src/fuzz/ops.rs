@@ -801,14 +801,7 @@ impl Fuzz {
             );
         }
         self.devs.clear();
-        let left: Vec<String> = std::fs::read_dir("/sys/class/vduse")
-            .map(|d| {
-                d.filter_map(|e| e.ok())
-                    .map(|e| e.file_name().to_string_lossy().into_owned())
-                    .filter(|n| n != "control")
-                    .collect()
-            })
-            .unwrap_or_default();
+        let left = crate::dev::listed_devices("/sys/class/vduse");
         self.rec(
             "cleanup",
             "left in /sys/class/vduse".into(),
