@@ -35,6 +35,7 @@ pub fn errno_name(e: i32) -> String {
         libc::ESPIPE => "ESPIPE",
         libc::ENOTTY => "ENOTTY",
         libc::E2BIG => "E2BIG",
+        libc::ENOBUFS => "ENOBUFS",
         libc::ENOSYS => "ENOSYS",
         libc::EOPNOTSUPP => "EOPNOTSUPP",
         libc::EINTR => "EINTR",

@@ -175,6 +175,7 @@ const CONSUMER_OK: &[i32] = &[
     libc::ENOTTY,
     libc::ETIMEDOUT,
     libc::ENODEV,
+    libc::ENOBUFS,
 ];
 
 /// Runs `rounds` rounds; true if every call returned in time with an allowed result and every
@@ -224,9 +225,15 @@ pub fn run(seed: u64, rounds: u64, ops: u64) -> bool {
         for _ in 0..ops {
             total += 1;
             if vfd.is_none() {
-                vfd = vhost_node(NAME)
-                    .and_then(|n| sys::open(&n, libc::O_RDWR).ok())
-                    .map(|f| Fd(f as i32));
+                let r = vhost_node(NAME)
+                    .ok_or(libc::ENOENT)
+                    .and_then(|n| sys::open(&n, libc::O_RDWR));
+                let res = match r {
+                    Ok(_) => "ok".to_string(),
+                    Err(e) => format!("-{}", errno_name(e)),
+                };
+                *counts.entry(format!("open vhost {res}")).or_default() += 1;
+                vfd = r.ok().map(|f| Fd(f as i32));
                 if let Some(v) = &vfd {
                     let _ = sys::ioctl(v.0, VHOST_SET_OWNER, 0);
                     let _ = vhost_u64(v.0, VHOST_SET_BACKEND_FEATURES, 0x1e);
