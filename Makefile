@@ -97,7 +97,7 @@ FUZZ_SEEDS ?= 1
 FUZZ_RACE ?= 120
 FUZZ_DAEMON ?= 20
 FUZZ_TRINITY ?= 100000
-FUZZ_OUT ?= $(shell . $(ROOT)/tools/lib/common.sh && echo $$VDUSE_RS_CACHE)/fuzz
+FUZZ_OUT ?= $(shell bash -c '. $(ROOT)/tools/lib/common.sh && echo $$VDUSE_RS_CACHE')/fuzz
 fuzz:
 	$(ROOT)/tools/bootstrap --fuzz
 	$(MAKE) -C $(ROOT) modules KDIR=$$($(ROOT)/tools/kdir)
