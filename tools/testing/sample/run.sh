@@ -44,9 +44,10 @@ CASES=(
 	"api_v0_fallback"
 	"queue_ready_message"
 	"read_only_and_sigterm_while_attached"
-	"vhost_vdpa_asid_suspend"
 	"sysfs_writes_under_io"
 	"del_under_io"
+	# last: it leaves vhost_vdpa loaded, and a device added then may bind to it
+	"vhost_vdpa_asid_suspend"
 )
 # SAMPLE_CASES="a b": run only those cases (while working on one).
 [ -z "${SAMPLE_CASES:-}" ] || read -r -a CASES <<<"$SAMPLE_CASES"
