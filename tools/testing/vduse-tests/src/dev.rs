@@ -120,6 +120,23 @@ pub fn listed_devices(dir: &str) -> Vec<String> {
         .unwrap_or_default()
 }
 
+/// `VDUSE_DESTROY_DEV` of `name` on control fd `fd`, without [`destroy`]'s post-condition
+/// bookkeeping: for the fuzzers and concurrent cases, whose devices come and go on their own.
+pub fn destroy_untracked(fd: i32, name: &[u8]) -> Ret {
+    let mut b = [0u8; 256];
+    let n = name.len().min(256);
+    b[..n].copy_from_slice(&name[..n]);
+    sys::ioctl(fd, VDUSE_DESTROY_DEV, b.as_mut_ptr() as usize)
+}
+
+/// `VDUSE_VQ_SETUP` of queue `index` with `max_size` entries, group 0, reserved words zero.
+pub fn vq_setup(fd: i32, index: u32, max_size: u16) -> Ret {
+    let mut b = [0u8; 32];
+    b[..4].copy_from_slice(&index.to_ne_bytes());
+    b[4..6].copy_from_slice(&max_size.to_ne_bytes());
+    sys::ioctl(fd, crate::sys::VDUSE_VQ_SETUP, b.as_mut_ptr() as usize)
+}
+
 /// `VDUSE_CREATE_DEV` on `fd`.
 pub fn create(fd: &Fd, cfg: &DevConfig) -> Ret {
     let mut b = cfg.encode();

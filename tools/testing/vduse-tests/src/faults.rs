@@ -23,7 +23,7 @@
 
 use crate::dev::DevConfig;
 use crate::sys::{self, errno_name, fmt_ret, Fd, Ret, CONTROL};
-use crate::sys::{VDUSE_CREATE_DEV, VDUSE_DESTROY_DEV, VDUSE_DEV_SET_CONFIG, VDUSE_VQ_SETUP};
+use crate::sys::{VDUSE_CREATE_DEV, VDUSE_DEV_SET_CONFIG};
 use std::collections::BTreeMap;
 use std::io::Read;
 use std::process::ExitCode;
@@ -179,9 +179,7 @@ fn create(ctl: &Fd, name: &str) -> Ret {
 }
 
 fn destroy(ctl: &Fd, name: &str) -> Ret {
-    let mut b = [0u8; 256];
-    b[..name.len()].copy_from_slice(name.as_bytes());
-    sys::ioctl(ctl.0, VDUSE_DESTROY_DEV, b.as_mut_ptr() as usize)
+    crate::dev::destroy_untracked(ctl.0, name.as_bytes())
 }
 
 fn exists(name: &str) -> bool {
@@ -189,10 +187,7 @@ fn exists(name: &str) -> bool {
 }
 
 fn vq_setup(fd: &Fd, i: u32) -> Ret {
-    let mut b = [0u8; 32];
-    b[..4].copy_from_slice(&i.to_ne_bytes());
-    b[4..6].copy_from_slice(&256u16.to_ne_bytes());
-    sys::ioctl(fd.0, VDUSE_VQ_SETUP, b.as_mut_ptr() as usize)
+    crate::dev::vq_setup(fd.0, i, 256)
 }
 
 fn vdpa(args: &[&str], nth: u32) -> i32 {

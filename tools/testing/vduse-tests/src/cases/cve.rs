@@ -10,9 +10,7 @@ use crate::daemon::{Daemon, Policy};
 use crate::dev::*;
 use crate::harness::{Case, Ctx};
 use crate::sys::{self, Fd, Ret, CONTROL};
-use crate::sys::{
-    VDUSE_CREATE_DEV, VDUSE_DESTROY_DEV, VDUSE_DEV_SET_CONFIG, VHOST_VDPA_GET_CONFIG,
-};
+use crate::sys::{VDUSE_CREATE_DEV, VDUSE_DEV_SET_CONFIG, VHOST_VDPA_GET_CONFIG};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 
@@ -42,24 +40,44 @@ fn set_config(fd: &Fd, off: u32, len: u32, data: &[u8]) -> Ret {
     sys::ioctl(fd.0, VDUSE_DEV_SET_CONFIG, b.as_mut_ptr() as usize)
 }
 
+/// A device on vhost-vdpa, served by a daemon that answers every request, and its vhost node.
+/// The fields drop in order: the vhost node first (its release resets the device, which the
+/// daemon answers), then the daemon, the device node, the device.
+struct OnVhost {
+    v: Fd,
+    _daemon: Daemon,
+    fd: Fd,
+    _g: DevGuard,
+}
+
+fn served_on_vhost(c: &mut Ctx, name: &str) -> Option<OnVhost> {
+    let (g, fd) = on_vhost(c, name, 0)?;
+    let daemon = Daemon::start(fd.0, Policy::Answer);
+    let v = open_vhost(c, name, 0)?;
+    Some(OnVhost {
+        v,
+        _daemon: daemon,
+        fd,
+        _g: g,
+    })
+}
+
 /// CVE-2021-47604: the vDPA `get_config` op read past the config space for an offset a
 /// consumer chose. A consumer (vhost-vdpa here) asking for bytes outside the 8-byte space gets
 /// an error and no bytes; asking inside gets exactly the daemon's bytes.
 fn get_config_bounds(c: &mut Ctx) {
-    let name = "t-cve04";
-    let Some((_g, fd)) = on_vhost(c, name, 0) else {
+    // Bound whole: a pattern taking only some fields would drop the rest (the daemon, the
+    // device) at the end of the statement.
+    let Some(dev) = served_on_vhost(c, "t-cve04") else {
         return;
     };
-    let _daemon = Daemon::start(fd.0, Policy::Answer);
-    let Some(v) = open_vhost(c, name, 0) else {
-        return;
-    };
+    let v = &dev.v;
     c.expect_eq(
         "GET_CONFIG(0, 8)",
-        get_config(&v, 0, 8),
+        get_config(v, 0, 8),
         (Ok(0), (0u8..8).collect()),
     );
-    c.expect_eq("GET_CONFIG(7, 1)", get_config(&v, 7, 1), (Ok(0), vec![7]));
+    c.expect_eq("GET_CONFIG(7, 1)", get_config(v, 7, 1), (Ok(0), vec![7]));
     for (off, len) in [
         (8, 1),
         (9, 1),
@@ -69,7 +87,7 @@ fn get_config_bounds(c: &mut Ctx) {
         (1, u32::MAX),
         (0, 0),
     ] {
-        let (r, bytes) = get_config(&v, off, len);
+        let (r, bytes) = get_config(v, off, len);
         c.obs(format!("GET_CONFIG({off}, {len}) = {}", sys::fmt_ret(&r)));
         c.check(
             r.is_err(),
@@ -83,14 +101,10 @@ fn get_config_bounds(c: &mut Ctx) {
 /// wrapped around. Every out-of-bounds or wrapping pair is `EINVAL` and changes nothing; the
 /// bytes a consumer reads afterwards are the original ones but for the one in-bounds write.
 fn set_config_bounds(c: &mut Ctx) {
-    let name = "t-cve05";
-    let Some((_g, fd)) = on_vhost(c, name, 0) else {
+    let Some(dev) = served_on_vhost(c, "t-cve05") else {
         return;
     };
-    let _daemon = Daemon::start(fd.0, Policy::Answer);
-    let Some(v) = open_vhost(c, name, 0) else {
-        return;
-    };
+    let (v, fd) = (&dev.v, &dev.fd);
     let data = [0xaa; 64];
     for (off, len) in [
         (8, 1),
@@ -104,18 +118,18 @@ fn set_config_bounds(c: &mut Ctx) {
     ] {
         c.expect(
             &format!("SET_CONFIG({off:#x}, {len:#x})"),
-            set_config(&fd, off, len, &data),
+            set_config(fd, off, len, &data),
             Err(libc::EINVAL),
         );
     }
     c.expect(
         "SET_CONFIG(6, 2)",
-        set_config(&fd, 6, 2, &[0x55, 0x66]),
+        set_config(fd, 6, 2, &[0x55, 0x66]),
         Ok(0),
     );
     c.expect_eq(
         "the consumer's view",
-        get_config(&v, 0, 8),
+        get_config(v, 0, 8),
         (Ok(0), vec![0, 1, 2, 3, 4, 5, 0x55, 0x66]),
     );
 }
@@ -204,11 +218,9 @@ fn open_vs_destroy(c: &mut Ctx) {
                 .map(|_| ())
                 .unwrap_or(()),
         }
-        let mut n = [0u8; 256];
-        n[..name.len()].copy_from_slice(name.as_bytes());
         // EBUSY while the other thread has it open: try again.
         loop {
-            match sys::ioctl(ctl.0, VDUSE_DESTROY_DEV, n.as_mut_ptr() as usize) {
+            match destroy_untracked(ctl.0, name.as_bytes()) {
                 Ok(_) => break destroyed += 1,
                 Err(libc::EBUSY) => std::thread::yield_now(),
                 Err(e) => {

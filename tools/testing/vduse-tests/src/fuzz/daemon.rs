@@ -10,14 +10,13 @@
 //! round's `vdpa dev del` and `DESTROY_DEV` must succeed, and the kernel's checkers judge the
 //! rest.
 
-use crate::dev::{DevConfig, F_ACCESS_PLATFORM, F_VERSION_1};
+use crate::dev::{destroy_untracked, vq_setup, DevConfig, F_ACCESS_PLATFORM, F_VERSION_1};
 use crate::fuzz::gen::Gen;
 use crate::sys::{self, errno_name, Fd, Ret, CONTROL};
 use crate::sys::{
-    VDUSE_CREATE_DEV, VDUSE_DESTROY_DEV, VDUSE_IOTLB_DEREG_UMEM, VDUSE_IOTLB_REG_UMEM,
-    VDUSE_SET_API_VERSION, VDUSE_SET_FEATURES, VDUSE_VQ_SETUP, VHOST_GET_VRING_BASE,
-    VHOST_SET_BACKEND_FEATURES, VHOST_SET_OWNER, VHOST_VDPA_GET_CONFIG,
-    VHOST_VDPA_SET_VRING_ENABLE, VHOST_VDPA_SUSPEND,
+    VDUSE_CREATE_DEV, VDUSE_IOTLB_DEREG_UMEM, VDUSE_IOTLB_REG_UMEM, VDUSE_SET_API_VERSION,
+    VDUSE_SET_FEATURES, VHOST_GET_VRING_BASE, VHOST_SET_BACKEND_FEATURES, VHOST_SET_OWNER,
+    VHOST_VDPA_GET_CONFIG, VHOST_VDPA_SET_VRING_ENABLE, VHOST_VDPA_SUSPEND,
 };
 use crate::vhost::{iotlb_update, set_status, use_vhost_vdpa, vhost_node, vhost_u64, vring_state};
 use std::collections::BTreeMap;
@@ -210,10 +209,7 @@ pub fn run(seed: u64, rounds: u64, ops: u64) -> bool {
         );
         if let Ok(fd) = sys::open(&format!("/dev/vduse/{NAME}"), libc::O_RDWR) {
             for i in 0..2u32 {
-                let mut q = [0u8; 32];
-                q[..4].copy_from_slice(&i.to_ne_bytes());
-                q[4..6].copy_from_slice(&256u16.to_ne_bytes());
-                let _ = sys::ioctl(fd as i32, VDUSE_VQ_SETUP, q.as_mut_ptr() as usize);
+                let _ = vq_setup(fd as i32, i, 256);
             }
             let _ = sys::close(fd as i32);
         }
@@ -306,9 +302,7 @@ pub fn run(seed: u64, rounds: u64, ops: u64) -> bool {
                 t.elapsed()
             ));
         }
-        let mut n = [0u8; 256];
-        n[..NAME.len()].copy_from_slice(NAME.as_bytes());
-        let d = sys::ioctl(ctl.0, VDUSE_DESTROY_DEV, n.as_mut_ptr() as usize);
+        let d = destroy_untracked(ctl.0, NAME.as_bytes());
         if d.is_err() {
             bad.push(format!("round {round}: DESTROY_DEV {}", sys::fmt_ret(&d)));
             break;

@@ -790,9 +790,7 @@ impl Fuzz {
         };
         let names: Vec<Vec<u8>> = self.devs.iter().map(|d| d.name.clone()).collect();
         for name in names {
-            let mut raw = vec![0u8; 256];
-            raw[..name.len()].copy_from_slice(&name);
-            let r = sys::ioctl(fd.0, VDUSE_DESTROY_DEV, raw.as_mut_ptr() as usize);
+            let r = crate::dev::destroy_untracked(fd.0, &name);
             self.rec(
                 "cleanup",
                 format!("cleanup DESTROY_DEV {}", show(&name)),

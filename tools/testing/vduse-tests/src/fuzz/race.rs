@@ -8,12 +8,10 @@
 //! scheduler's); each must be one the operation may give at all, and the kernel's own checkers
 //! (KASAN, lockdep, the hung-task detector, tools/lib/dmesg-check) judge the rest.
 
-use crate::dev::DevConfig;
+use crate::dev::{destroy_untracked, vq_setup, DevConfig};
 use crate::fuzz::gen::Gen;
 use crate::sys::{self, errno_name, Fd, Ret, CONTROL};
-use crate::sys::{
-    VDUSE_CREATE_DEV, VDUSE_DESTROY_DEV, VDUSE_DEV_SET_CONFIG, VDUSE_VQ_GET_INFO, VDUSE_VQ_SETUP,
-};
+use crate::sys::{VDUSE_CREATE_DEV, VDUSE_DEV_SET_CONFIG, VDUSE_VQ_GET_INFO};
 use std::collections::BTreeMap;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
@@ -61,9 +59,7 @@ fn thread(seed: u64, id: u64, vdpa: bool, stop: Arc<AtomicBool>, ops: Arc<Atomic
                 allowed(&bad, "CREATE_DEV", r, &[libc::EEXIST]);
             }
             1 => {
-                let mut b = [0u8; 256];
-                b[..name.len()].copy_from_slice(name.as_bytes());
-                let r = sys::ioctl(ctl.0, VDUSE_DESTROY_DEV, b.as_mut_ptr() as usize);
+                let r = destroy_untracked(ctl.0, name.as_bytes());
                 // EINVAL: no such device (C's answer); EBUSY: open or on the bus.
                 allowed(&bad, "DESTROY_DEV", r, &[libc::EINVAL, libc::EBUSY]);
             }
@@ -84,11 +80,7 @@ fn thread(seed: u64, id: u64, vdpa: bool, stop: Arc<AtomicBool>, ops: Arc<Atomic
                     allowed(&bad, "VQ_GET_INFO", r, &[]);
                     // Both queues set up, so that `vdpa dev add` can succeed.
                     for i in 0..2u32 {
-                        let mut b = [0u8; 32];
-                        b[..4].copy_from_slice(&i.to_ne_bytes());
-                        b[4..6].copy_from_slice(&256u16.to_ne_bytes());
-                        let r = sys::ioctl(fd.0, VDUSE_VQ_SETUP, b.as_mut_ptr() as usize);
-                        allowed(&bad, "VQ_SETUP", r, &[]);
+                        allowed(&bad, "VQ_SETUP", vq_setup(fd.0, i, 256), &[]);
                     }
                     let mut cfg = [0u8; 12];
                     cfg[4..8].copy_from_slice(&4u32.to_ne_bytes());
@@ -164,9 +156,7 @@ pub fn run(seed: u64, threads: u64, seconds: u64, vdpa: bool) -> bool {
             .output();
         if let Ok(fd) = sys::open(CONTROL, libc::O_RDWR) {
             let fd = Fd(fd as i32);
-            let mut b = [0u8; 256];
-            b[..name.len()].copy_from_slice(name.as_bytes());
-            let _ = sys::ioctl(fd.0, VDUSE_DESTROY_DEV, b.as_mut_ptr() as usize);
+            let _ = destroy_untracked(fd.0, name.as_bytes());
         }
     }
     let left = NAMES
