@@ -179,6 +179,9 @@ pub(crate) struct Device {
     /// How many requests the orphan drain completed, in all (said when the device leaves the
     /// bus).
     drained: Atomic<u64>,
+    /// The drain of a queue stopped on a ring it could not follow (the orphan is then for
+    /// good).
+    drain_stopped: Atomic<bool>,
     /// `VIRTIO_CONFIG_S_DRIVER_OK` is set in [`State::status`] (changed with it, under
     /// [`Device::state`]): `VDUSE_VQ_INJECT_IRQ` tests it without the mutex.
     driver_ok: Atomic<bool>,
@@ -262,6 +265,7 @@ impl Device {
                 msg_timeout: Atomic::new(MSG_DEFAULT_TIMEOUT),
                 suspended: Atomic::new(false),
                 drained: Atomic::new(0),
+                drain_stopped: Atomic::new(false),
                 driver_ok: Atomic::new(false),
                 state <- new_mutex!(State::default(), "Device::state"),
                 domain <- new_mutex!(

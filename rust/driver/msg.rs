@@ -62,23 +62,47 @@ struct Channel {
     done: KVec<DevResponse>,
     /// Request id of the next request (`msg_unique`).
     next_id: u32,
-    /// A request timed out: the device is broken for good.
-    broken: bool,
+    /// Whether, and why, the device is broken.
+    broken: Broken,
+}
+
+/// Whether, and why, a channel is broken: every request fails at once with `EIO`.
+#[derive(Default, Clone, Copy, PartialEq, Eq)]
+enum Broken {
+    /// Requests go to the daemon.
+    #[default]
+    No,
+    /// For good: a request timed out, or the daemon refused a queue.
+    ForGood,
+    /// By the orphan drain ([`MsgChannel::break_for_orphan`]); `refused`: a request failed
+    /// because of it, one that C would have sent and waited for. Only an orphan that refused
+    /// nothing can be lifted ([`MsgChannel::lift_orphan_break`]).
+    Orphan { refused: bool },
 }
 
 impl Channel {
     /// `vduse_dev_broken()`: fails every pending request and marks the channel broken. A
     /// sender woken without a response in `done` fails its request with `EIO`.
     fn set_broken(&mut self) {
-        if self.broken {
-            return;
-        }
+        self.fail_pending();
+        self.broken = Broken::ForGood;
+    }
+
+    /// Fails every pending request; returns whether there was one.
+    fn fail_pending(&mut self) -> bool {
+        let mut any = false;
         for list in [&mut self.recv, &mut self.send] {
             for p in core::mem::take(list) {
                 p.waiter.complete_all();
+                any = true;
             }
         }
-        self.broken = true;
+        any
+    }
+
+    /// Whether requests fail at once.
+    fn is_broken(&self) -> bool {
+        self.broken != Broken::No
     }
 
     /// Removes the request `id` from whichever list holds it.
@@ -198,7 +222,7 @@ impl MsgChannel {
     pub(crate) fn poll_mask(&self) -> u32 {
         let ch = self.inner.lock();
         let mut mask = 0;
-        if ch.broken {
+        if ch.is_broken() {
             mask |= EPOLLERR;
         }
         if !ch.send.is_empty() {
@@ -248,8 +272,13 @@ impl MsgChannel {
     fn enqueue(&self, mut req: DevRequest, waiter: Arc<KillableCompletion>) -> Result<u32> {
         let id = {
             let mut ch = self.inner.lock();
-            if ch.broken {
-                return Err(EIO);
+            match ch.broken {
+                Broken::No => {}
+                Broken::ForGood => return Err(EIO),
+                Broken::Orphan { .. } => {
+                    ch.broken = Broken::Orphan { refused: true };
+                    return Err(EIO);
+                }
             }
             let id = ch.next_id;
             ch.next_id = id.wrapping_add(1);
@@ -302,9 +331,34 @@ impl MsgChannel {
         self.readers.notify_all();
     }
 
-    /// Whether the device is broken (a request timed out).
+    /// Breaks the device for the orphan drain: pending requests fail, and so does every later
+    /// one, at once, until [`MsgChannel::lift_orphan_break`]. A device broken for good stays so.
+    pub(crate) fn break_for_orphan(&self) {
+        {
+            let mut ch = self.inner.lock();
+            if ch.broken == Broken::No {
+                let refused = ch.fail_pending();
+                ch.broken = Broken::Orphan { refused };
+            }
+        }
+        self.readers.notify_all();
+    }
+
+    /// Ends an orphan break that refused no request: the channel works again, and `true`.
+    /// Otherwise (a request was refused, or the device is broken for good) nothing changes.
+    pub(crate) fn lift_orphan_break(&self) -> bool {
+        let mut ch = self.inner.lock();
+        if ch.broken == (Broken::Orphan { refused: false }) {
+            ch.broken = Broken::No;
+            return true;
+        }
+        false
+    }
+
+    /// Whether the device is broken (a request timed out, the daemon refused a queue, or the
+    /// device is orphaned).
     pub(crate) fn is_broken(&self) -> bool {
-        self.inner.lock().broken
+        self.inner.lock().is_broken()
     }
 }
 
@@ -449,6 +503,47 @@ mod tests {
         assert_eq!(wb.wait(1), WaitEnd::Completed);
         assert_eq!(ch.poll_mask() & EPOLLERR, EPOLLERR);
         assert_eq!(enqueue(&ch, 4).map(|_| ()), Err(EIO));
+        // A device broken for good is not lifted by the orphan drain's end.
+        ch.break_for_orphan();
+        assert!(!ch.lift_orphan_break());
+        assert!(ch.is_broken());
+        Ok(())
+    }
+
+    /// An orphan break is lifted only if it refused nothing: no request pending when it came,
+    /// none sent while it lasted.
+    #[test]
+    fn orphan_break_lifts_only_if_unused() -> Result {
+        let ch = channel()?;
+        ch.break_for_orphan();
+        assert!(ch.is_broken());
+        assert_eq!(ch.poll_mask() & EPOLLERR, EPOLLERR);
+        assert!(ch.lift_orphan_break());
+        assert!(!ch.is_broken());
+        assert!(!ch.lift_orphan_break());
+        // Works again.
+        enqueue(&ch, 1)?;
+        assert_eq!(read_type(&ch), Ok(1));
+        ch.requeue_unanswered();
+
+        // A request pending at the break fails, and the break stays.
+        let (_, w) = enqueue(&ch, 2)?;
+        ch.break_for_orphan();
+        assert_eq!(w.wait(1), WaitEnd::Completed);
+        assert!(!ch.lift_orphan_break());
+        assert!(ch.is_broken());
+
+        // A request refused during the break keeps it too.
+        let ch = channel()?;
+        ch.break_for_orphan();
+        assert_eq!(enqueue(&ch, 3).map(|_| ()), Err(EIO));
+        assert!(!ch.lift_orphan_break());
+        // And a break for good after it stays for good.
+        let ch = channel()?;
+        ch.break_for_orphan();
+        ch.break_device();
+        assert!(!ch.lift_orphan_break());
+        assert!(ch.is_broken());
         Ok(())
     }
 }

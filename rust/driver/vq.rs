@@ -549,6 +549,13 @@ impl Vq {
         self.drain_pending.store(true, Relaxed);
     }
 
+    /// The orphan state of the device was lifted ([`super::device`]): kicks are kicks again.
+    /// Only once the device is off the vDPA bus, so that no kick races it. Any context.
+    pub(crate) fn stop_drain(&self) {
+        self.draining.store(false, Release);
+        self.drain_pending.store(false, Relaxed);
+    }
+
     /// Whether a drain of this queue was requested since the last call.
     pub(crate) fn take_drain_pending(&self) -> bool {
         self.drain_pending.xchg(false, Relaxed)

@@ -98,10 +98,11 @@ impl Device {
     }
 
     /// The orphan drain (`Documentation/orphan-drain.rst`): if the device is on the vDPA bus
-    /// and no process has its node open, it is orphaned for good: every request to the daemon
-    /// fails at once from now on (the device is broken, as after a timeout), the node cannot
-    /// be opened again, and every request the driver has in flight is completed as a device
-    /// does on a fatal error, now and at every later kick. Called by `vdpa dev del` before the
+    /// and no process has its node open, it is orphaned: every request to the daemon fails at
+    /// once from now on (the device is broken, as after a timeout), the node cannot be opened
+    /// again, and every request the driver has in flight is completed as a device does on a
+    /// fatal error, now and at every later kick. For good, unless it had no effect at all
+    /// ([`Device::end_orphan`]). Called by `vdpa dev del` before the
     /// driver is removed (which waits for those requests), and when the node of a broken
     /// device is closed. Process context.
     ///
@@ -114,7 +115,7 @@ impl Device {
             }
             st.orphaned = true;
         }
-        self.msgs.break_device();
+        self.msgs.break_for_orphan();
         for vq in self.vqs.iter() {
             vq.start_drain();
         }
@@ -146,28 +147,51 @@ impl Device {
             }
             match vq.drain() {
                 Ok(n) => total += u64::from(n),
-                Err(why) => pr_warn!(
-                    "{}: queue {}: requests in flight left as they are: {}\n",
-                    BStr::from_bytes(self.name()),
-                    i,
-                    why
-                ),
+                Err(why) => {
+                    self.drain_stopped.store(true, Relaxed);
+                    pr_warn!(
+                        "{}: queue {}: requests in flight left as they are: {}\n",
+                        BStr::from_bytes(self.name()),
+                        i,
+                        why
+                    );
+                }
             }
         }
         self.drained.add(total, Relaxed);
         total
     }
 
-    /// The device left the vDPA bus: if it was orphaned, says how many requests its drain
-    /// completed in all (the first drain's line counts only those in flight then).
-    pub(super) fn report_drained(&self) {
-        if self.state.lock().orphaned {
-            pr_info!(
-                "{}: orphan drain: {} requests failed in all\n",
-                BStr::from_bytes(self.name()),
-                self.drained.load(Relaxed)
-            );
+    /// The device left the vDPA bus (the virtio driver, if one was bound, has reset it: no
+    /// ring is followed any more). If it was orphaned: an orphan that had no effect (no request
+    /// completed by the drain, none refused to a driver, no drain stopped on a bad ring) is
+    /// lifted, so that the device is left as C leaves it and its node opens again; otherwise
+    /// says how many requests the drain completed in all (the first drain's line counts only
+    /// those in flight then) and the device stays orphaned. Process context.
+    pub(super) fn end_orphan(&self) {
+        let mut st = self.state.lock();
+        if !st.orphaned {
+            return;
         }
+        let drained = self.drained.load(Relaxed);
+        if drained == 0 && !self.drain_stopped.load(Relaxed) && self.msgs.lift_orphan_break() {
+            for vq in self.vqs.iter() {
+                vq.stop_drain();
+            }
+            st.orphaned = false;
+            drop(st);
+            pr_info!(
+                "{}: orphan drain: nothing was in flight, the device may be served again\n",
+                BStr::from_bytes(self.name())
+            );
+            return;
+        }
+        drop(st);
+        pr_info!(
+            "{}: orphan drain: {} requests failed in all\n",
+            BStr::from_bytes(self.name()),
+            drained
+        );
     }
 
     /// A kick of virtqueue `vq` asked for a drain: queued to the device's drain work. Any

@@ -437,7 +437,7 @@ impl Device {
     /// `free`: the vDPA core releases the vDPA device; the VDUSE device is off the bus.
     fn vdpa_free(&self) {
         self.state.lock().bound = false;
-        self.report_drained();
+        self.end_orphan();
     }
 
     /// `VDUSE_DEV_INJECT_CONFIG_IRQ`, after [`Device::check_irq_allowed`].

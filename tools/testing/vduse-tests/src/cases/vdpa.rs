@@ -223,6 +223,51 @@ fn mgmtdev(c: &mut Ctx) {
     );
 }
 
+/// `vdpa dev del` of a device whose node is closed, when nothing was in flight and its bus
+/// driver (vhost_vdpa, never opened) sent no request: the node opens again and the daemon's
+/// ioctls work, as on C. vduse_rs orphans the device while the del runs (D8) and lifts that when
+/// the device leaves the bus, since the drain had nothing to do.
+fn del_closed_reopens(c: &mut Ctx) {
+    use_vhost_vdpa();
+    let name = "t-vdelclosed";
+    let Some((_guard, fd)) = ready_device(c, name, 0) else {
+        return;
+    };
+    drop(fd);
+    c.expect_eq(
+        "vdpa dev add",
+        vdpa(&["dev", "add", "name", name, "mgmtdev", "vduse"]),
+        "exit 0".to_string(),
+    );
+    c.expect_eq(
+        "vdpa dev del",
+        vdpa(&["dev", "del", name]),
+        "exit 0".to_string(),
+    );
+    let Ok(fd) = c.expect_ok("open(device) after the del", open_dev(name, libc::O_RDWR)) else {
+        return;
+    };
+    let fd = Fd(fd as i32);
+    c.expect("DEV_GET_FEATURES", dev_features(&fd).map(|_| 0), Ok(0));
+    let mut info = [0u8; 48];
+    c.expect(
+        "VQ_GET_INFO(0)",
+        sys::ioctl(fd.0, VDUSE_VQ_GET_INFO, info.as_mut_ptr() as usize),
+        Ok(0),
+    );
+    // Served again: on the bus once more, and off it with the node held.
+    c.expect_eq(
+        "vdpa dev add (again)",
+        vdpa(&["dev", "add", "name", name, "mgmtdev", "vduse"]),
+        "exit 0".to_string(),
+    );
+    c.expect_eq(
+        "vdpa dev del (again)",
+        vdpa(&["dev", "del", name]),
+        "exit 0".to_string(),
+    );
+}
+
 /// The whole life cycle on vhost_vdpa, with every request type.
 fn vhost_lifecycle(c: &mut Ctx) {
     let name = "t-vlife";
@@ -1650,6 +1695,7 @@ pub fn cases() -> Vec<Case> {
         Case::new("vdpa/mgmtdev_show", mgmtdev),
         Case::new("vdpa/add_unknown_einval", add_unknown),
         Case::new("vdpa/add_needs_vq_setup", add_needs_vq_setup),
+        Case::new("vdpa/del_closed_reopens", del_closed_reopens),
         Case::new("vdpa/vhost_lifecycle_all_requests", vhost_lifecycle),
         Case::new("vdpa/vhost_no_vduse_features", vhost_no_features),
         Case::new("vdpa/timeout_breaks_device", timeout_breaks),

@@ -65,8 +65,9 @@ fn thread(seed: u64, id: u64, vdpa: bool, stop: Arc<AtomicBool>, ops: Arc<Atomic
             }
             2 => {
                 // Open, use, close: the device may vanish around the open (ENOENT) or be
-                // open elsewhere (EBUSY), or (vduse_rs) have been orphaned by a del while its
-                // node was closed (EPERM, D8), never anything worse.
+                // open elsewhere (EBUSY), or (vduse_rs) be orphaned by a del that is running
+                // while its node is closed (EPERM until the device is off the bus, D8), never
+                // anything worse.
                 let r = sys::open(
                     &format!("/dev/vduse/{name}"),
                     libc::O_RDWR | libc::O_NONBLOCK,
