@@ -436,3 +436,127 @@ impl PinnedDrop for BounceTable {
         }
     }
 }
+
+#[kunit_tests(vduse_rs_kapi_bounce)]
+mod tests {
+    use super::*;
+    use crate::kapi::pages::ContigPages;
+
+    /// `len` bytes of lent memory, from byte `off` of `mem`, as a `map_page` call lends them.
+    fn region(mem: &ContigPages, off: usize, len: usize) -> Result<DmaRegion> {
+        assert!(off + len <= mem.len());
+        let head = mem.page(0).ok_or(EINVAL)?;
+        let head = NonNull::new(head.as_ptr()).ok_or(EINVAL)?;
+        // SAFETY: `mem` is physically contiguous and outlives every use of the region: each
+        // test unmaps (or drops the table) before dropping `mem`.
+        Ok(unsafe { DmaRegion::from_map_page(head, off, len) })
+    }
+
+    /// Lent memory of `pages` pages whose byte `i` is `f(i)`.
+    fn lent(pages: usize, f: impl Fn(usize) -> u8) -> Result<ContigPages> {
+        let mem = ContigPages::alloc(pages * PAGE_SIZE, bindings::GFP_KERNEL)?;
+        for i in 0..mem.len() {
+            mem.write(i, f(i)).ok_or(EINVAL)?;
+        }
+        Ok(mem)
+    }
+
+    fn table(pages: usize) -> Result<Pin<KBox<BounceTable>>> {
+        KBox::pin_init(BounceTable::new(pages * PAGE_SIZE)?, GFP_KERNEL)
+    }
+
+    #[test]
+    fn new_rejects_bad_sizes() {
+        assert!(matches!(BounceTable::new(0), Err(e) if e == EINVAL));
+        assert!(matches!(BounceTable::new(PAGE_SIZE + 1), Err(e) if e == EINVAL));
+        assert!(BounceTable::new(PAGE_SIZE).is_ok());
+    }
+
+    /// A mapping of part of a slot: its bytes go to the bounce page at the same offset, and
+    /// back; the bytes of the lent page around it are never written.
+    #[test]
+    fn partial_slot_both_directions() -> Result {
+        let t = table(4)?;
+        let mem = lent(1, |_| 0xaa)?;
+        let iova = (PAGE_SIZE + 0x100) as u64;
+        assert!(t.page(iova).is_none());
+        t.map(iova, region(&mem, 0x100, 300)?)?;
+        assert!(t.page(iova).is_some());
+        // The bounce page starts zeroed: nothing was copied yet.
+        let mut out = [0xffu8; 300];
+        t.read(iova, &mut out)?;
+        assert!(out.iter().all(|&b| b == 0));
+        t.copy(iova, 300, CopyDir::ToDevice);
+        t.read(iova, &mut out)?;
+        assert!(out.iter().all(|&b| b == 0xaa));
+        // The device writes three bytes; the driver syncs for the CPU.
+        t.write(iova + 10, &[1, 2, 3])?;
+        t.copy(iova, 300, CopyDir::FromDevice);
+        assert_eq!(mem.read::<u8>(0x100 + 9), Some(0xaa));
+        assert_eq!(mem.read::<u8>(0x100 + 10), Some(1));
+        assert_eq!(mem.read::<u8>(0x100 + 12), Some(3));
+        assert_eq!(mem.read::<u8>(0x100 + 13), Some(0xaa));
+        // Only the region is copied back, not the rest of the slot.
+        t.write(iova + 300, &[7])?;
+        t.copy(iova, 300, CopyDir::FromDevice);
+        assert_eq!(mem.read::<u8>(0x100 + 300), Some(0xaa));
+        t.unmap(iova, 300);
+        assert_eq!(t.read(iova, &mut out), Err(EFAULT));
+        Ok(())
+    }
+
+    /// A mapping across a slot boundary (and a page of the lent memory) is copied in pieces
+    /// that line up.
+    #[test]
+    fn across_slots() -> Result {
+        let t = table(4)?;
+        let pattern = |i: usize| (i % 251) as u8;
+        let mem = lent(2, pattern)?;
+        let (off, len) = (PAGE_SIZE - 0x100, 0x300);
+        // The IOVA keeps the in-slot offset of the lent address, as the IOVA domain gives it.
+        let iova = (SLOT_SIZE + (off & (SLOT_SIZE - 1))) as u64;
+        t.map(iova, region(&mem, off, len)?)?;
+        t.copy(iova, len, CopyDir::ToDevice);
+        let mut out = [0u8; 0x300];
+        t.read(iova, &mut out)?;
+        assert!(out.iter().enumerate().all(|(k, &b)| b == pattern(off + k)));
+        let back = [0x5au8; 0x300];
+        t.write(iova, &back)?;
+        t.copy(iova, len, CopyDir::FromDevice);
+        assert!((0..len).all(|k| mem.read::<u8>(off + k) == Some(0x5a)));
+        assert_eq!(mem.read::<u8>(off - 1), Some(pattern(off - 1)));
+        assert_eq!(mem.read::<u8>(off + len), Some(pattern(off + len)));
+        t.unmap(iova, len);
+        Ok(())
+    }
+
+    /// Which addresses a mapping, a read or a write may use.
+    #[test]
+    fn slot_accounting() -> Result {
+        let t = table(4)?;
+        let mem = lent(1, |_| 0)?;
+        let size = t.size() as u64;
+        assert_eq!(t.map(size, region(&mem, 0, 16)?), Err(EINVAL));
+        assert_eq!(t.map(size - 8, region(&mem, 0, 16)?), Err(EINVAL));
+        assert_eq!(t.map(0, region(&mem, 0, 0)?), Err(EINVAL));
+        t.map(0, region(&mem, 0, 16)?)?;
+        let mut b = [0u8; 8];
+        // The whole slot of a mapping is its own; the next slot is nobody's.
+        t.read(0, &mut b)?;
+        t.read(SLOT_SIZE as u64 - 8, &mut b)?;
+        assert_eq!(t.read(SLOT_SIZE as u64 - 4, &mut b), Err(EFAULT));
+        assert_eq!(t.write(SLOT_SIZE as u64, &b), Err(EFAULT));
+        assert_eq!(t.read(size - 4, &mut b), Err(EFAULT));
+        assert_eq!(t.read(u64::MAX, &mut b), Err(EFAULT));
+        assert_eq!(t.read(0, &mut []), Err(EFAULT));
+        // A copy outside the table or of an unmapped slot does nothing (and does not fault).
+        t.copy(size, 16, CopyDir::ToDevice);
+        t.copy(2 * SLOT_SIZE as u64, 16, CopyDir::FromDevice);
+        t.unmap(0, 16);
+        assert_eq!(t.read(0, &mut b), Err(EFAULT));
+        // The page stays: bounce pages live as long as the table.
+        assert!(t.page(0).is_some());
+        assert!(t.page(size).is_none());
+        Ok(())
+    }
+}

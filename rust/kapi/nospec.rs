@@ -34,7 +34,7 @@ pub(crate) fn index_nospec(index: u32, size: u32) -> u32 {
     index & mask
 }
 
-#[kunit_tests(vduse_rs_kutil)]
+#[kunit_tests(vduse_rs_kapi_nospec)]
 mod tests {
     use super::*;
 
