@@ -9,6 +9,11 @@
 //! must return (within its bound, `msg_timeout` is 1 s) with a result it may give at all, the
 //! round's `vdpa dev del` and `DESTROY_DEV` must succeed, and the kernel's checkers judge the
 //! rest.
+//!
+//! A late answer breaks the device (the request timed out), after which vhost-vdpa cannot even
+//! open it (its reset fails with `EIO`): the round then ends there and the next one starts on a
+//! fresh device, so that the operation budget (`rounds` x `ops`) is spent on devices that still
+//! answer.
 
 use crate::dev::{destroy_untracked, vq_setup, DevConfig, F_ACCESS_PLATFORM, F_VERSION_1};
 use crate::fuzz::gen::Gen;
@@ -177,8 +182,9 @@ const CONSUMER_OK: &[i32] = &[
     libc::ENOBUFS,
 ];
 
-/// Runs `rounds` rounds; true if every call returned in time with an allowed result and every
-/// round ended clean.
+/// Runs `rounds` x `ops` consumer operations, in rounds of at most `ops` on a device each (a
+/// round ends early when the device is broken); true if every call returned in time with an
+/// allowed result and every round ended clean.
 pub fn run(seed: u64, rounds: u64, ops: u64) -> bool {
     use_vhost_vdpa();
     let mut g = Gen::new(seed);
@@ -186,7 +192,10 @@ pub fn run(seed: u64, rounds: u64, ops: u64) -> bool {
     let mut bad: Vec<String> = Vec::new();
     let t0 = Instant::now();
     let mut total = 0u64;
-    for round in 0..rounds {
+    let budget = rounds.saturating_mul(ops);
+    let (mut round, mut broken) = (0u64, 0u64);
+    while total < budget {
+        round += 1;
         let Ok(ctl) = sys::open(CONTROL, libc::O_RDWR).map(|f| Fd(f as i32)) else {
             bad.push("open(control)".into());
             break;
@@ -219,6 +228,9 @@ pub fn run(seed: u64, rounds: u64, ops: u64) -> bool {
         let mut child = spawn(seed.wrapping_mul(7919).wrapping_add(round));
         let mut vfd: Option<Fd> = None;
         for _ in 0..ops {
+            if total >= budget {
+                break;
+            }
             total += 1;
             if vfd.is_none() {
                 let r = vhost_node(NAME)
@@ -229,6 +241,11 @@ pub fn run(seed: u64, rounds: u64, ops: u64) -> bool {
                     Err(e) => format!("-{}", errno_name(e)),
                 };
                 *counts.entry(format!("open vhost {res}")).or_default() += 1;
+                if r == Err(libc::EIO) {
+                    // Broken: nothing more to learn from this device.
+                    broken += 1;
+                    break;
+                }
                 vfd = r.ok().map(|f| Fd(f as i32));
                 if let Some(v) = &vfd {
                     let _ = sys::ioctl(v.0, VHOST_SET_OWNER, 0);
@@ -310,7 +327,8 @@ pub fn run(seed: u64, rounds: u64, ops: u64) -> bool {
     }
     let c: Vec<String> = counts.iter().map(|(k, v)| format!("{k} x{v}")).collect();
     println!(
-        "# fuzz daemon: seed {seed}, {rounds} rounds, {total} consumer operations in {:.1}s; {}",
+        "# fuzz daemon: seed {seed}, {round} rounds ({broken} ended by a broken device), {total} \
+         consumer operations in {:.1}s; {}",
         t0.elapsed().as_secs_f64(),
         c.join(", ")
     );
