@@ -102,6 +102,8 @@ fuzz:
 	$(ROOT)/tools/bootstrap --fuzz
 	$(MAKE) -C $(ROOT) modules KDIR=$$($(ROOT)/tools/kdir)
 	cargo build --quiet --release --locked --manifest-path $(ROOT)/tools/testing/vduse-tests/Cargo.toml
+	gcc -m32 -static -O2 -Wall -Werror -I $(ROOT)/include/uapi \
+		-o $(ROOT)/tools/testing/compat/vduse-compat32 $(ROOT)/tools/testing/compat/vduse-compat32.c
 	$(ROOT)/tools/vm-run --module none --timeout 14400 --out $(FUZZ_OUT) -- \
 		$(ROOT)/tools/testing/fuzz/run.sh --ops $(FUZZ_OPS) --seeds "$(FUZZ_SEEDS)" \
 		--race-seconds $(FUZZ_RACE) --daemon-rounds $(FUZZ_DAEMON) --daemon-ops 200 --trinity $(FUZZ_TRINITY)

@@ -1,14 +1,17 @@
 #!/bin/bash
 # SPDX-License-Identifier: GPL-2.0
 #
-# tools/testing/fuzz/run.sh [--ops N] [--seeds "S..."] [--race-seconds N] [--daemon-rounds N]
-#                           [--daemon-ops N] [--trinity N]:
+# tools/testing/fuzz/run.sh [--ops N] [--compat-ops N] [--seeds "S..."] [--race-seconds N]
+#                           [--daemon-rounds N] [--daemon-ops N] [--trinity N]:
 # the VDUSE fuzzer inside the test VM (tools/vm-run --module none), each driver loaded in turn.
 #
 #   differential  for each seed, `vduse-tests fuzz` (single-threaded mutated ioctls, reads,
 #                 writes, sysfs writes, vdpa dev add/del) on C vduse.ko, then on vduse_rs.ko;
 #                 `vduse-tests fuzz-compare` matches the two transcripts (only documented
 #                 differences may differ, and only as documented)
+#   compat        for each seed, `vduse-compat32 fuzz` (an i386 program: the compat ioctl path,
+#                 --compat-ops operations, default a tenth of --ops) on each driver; the two
+#                 outputs must be the same
 #   race          `vduse-tests fuzz-race` on each driver: threads racing create, destroy, open,
 #                 use, sysfs writes and vdpa dev add/del (CVE-2026-74313's shape)
 #   daemon        `vduse-tests fuzz-daemon` on each driver: a daemon answering a vhost-vdpa
@@ -24,10 +27,13 @@ set -u
 . "$VDUSE_RS_ROOT/tools/lib/vduse-module.sh"
 bin=$VDUSE_RS_ROOT/tools/testing/vduse-tests/target/release/vduse-tests
 [ -x "$bin" ] || { echo "Bail out! $bin is not built"; exit 1; }
-ops=20000 seeds=1 race=20 trinity=0 daemon_rounds=3 daemon_ops=60
+compat=$VDUSE_RS_ROOT/tools/testing/compat/vduse-compat32
+[ -x "$compat" ] || { echo "Bail out! $compat is not built"; exit 1; }
+ops=20000 seeds=1 race=20 trinity=0 daemon_rounds=3 daemon_ops=60 compat_ops=
 while [ $# -gt 0 ]; do
 	case $1 in
 	--ops) ops=$2; shift 2 ;;
+	--compat-ops) compat_ops=$2; shift 2 ;;
 	--seeds) seeds=$2; shift 2 ;;
 	--race-seconds) race=$2; shift 2 ;;
 	--trinity) trinity=$2; shift 2 ;;
@@ -46,8 +52,10 @@ tmp=$(mktemp -d)
 modprobe -r virtio_vdpa vhost_vdpa 2>/dev/null
 [ -e /sys/module/virtio_vdpa ] && { echo "Bail out! virtio_vdpa cannot be unloaded"; exit 1; }
 
+# The compat path (i386 ioctls) gets a tenth of the operations by default: it has fewer commands.
+compat_ops=${compat_ops:-$((ops / 10))}
 set -- $seeds
-points=$(($# * 3 + 4))
+points=$(($# * 4 + 4))
 have_trinity=0
 if [ "$trinity" -gt 0 ] && command -v trinity >/dev/null; then
 	have_trinity=1
@@ -83,6 +91,19 @@ for seed in $seeds; do
 	echo "$r"
 	[ "$s" = 0 ] || cp "$tmp/c-$seed.txt" "$tmp/rs-$seed.txt" "$out/"
 	point "$s" "differential-seed-$seed" "$(echo "$r" | tail -n1 | sed 's/^# fuzz-compare: //')"
+	# The compat path: the i386 program's seeded operations, whose outputs must be the same.
+	for m in c rs; do
+		with_driver "$m" "$compat" fuzz "$seed" "$compat_ops" >"$tmp/compat-$m-$seed.txt" ||
+			echo "# [$m] vduse-compat32 fuzz failed"
+	done
+	lines=$(wc -l <"$tmp/compat-rs-$seed.txt")
+	if [ "$lines" -gt "$compat_ops" ] && cmp -s "$tmp/compat-c-$seed.txt" "$tmp/compat-rs-$seed.txt"; then
+		point 0 "compat-differential-seed-$seed" "$lines lines agree"
+	else
+		diff "$tmp/compat-c-$seed.txt" "$tmp/compat-rs-$seed.txt" | head -n 20 | sed 's/^/# /'
+		cp "$tmp/compat-c-$seed.txt" "$tmp/compat-rs-$seed.txt" "$out/"
+		point 1 "compat-differential-seed-$seed" "$lines lines (want more than $compat_ops), or they differ"
+	fi
 done
 rm -rf "$tmp"
 
