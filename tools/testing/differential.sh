@@ -9,8 +9,7 @@
 # the case's expectations held on C and on Rust and both transcripts are the same), a KUnit
 # test is one point, unloading vduse_rs.ko is one point. The per-driver runs are shown as
 # comments ("# [c] ...", "# [rs] ..."); the oracle's load and unload show up only when they
-# fail. Exit 1 on any failure. VDUSE_CASE_FILTER=TEXT runs only the cases whose name contains
-# TEXT (for a quick look at a few; the suite's plan is then theirs).
+# fail. Exit 1 on any failure.
 set -u
 : "${VDUSE_RS_ROOT:?}" "${VM_OUT:?}"
 . "$VDUSE_RS_ROOT/tools/lib/vduse-module.sh"
@@ -30,7 +29,7 @@ for m in c rs; do
 		# The module's KUnit suites ran when it loaded.
 		"$VDUSE_RS_ROOT/tools/testing/kunit-results.sh" || rc=1
 	fi
-	"$bin" run --module "$m" --case-timeout "$case_timeout" ${VDUSE_CASE_FILTER:+--filter "$VDUSE_CASE_FILTER"} \
+	"$bin" run --module "$m" --case-timeout "$case_timeout" \
 		--transcript "$VM_OUT/transcript-$m.txt" | sed -u "s/^/# [$m] /"
 	# (the verdicts are in the transcript; compare reports them)
 	# Unloading must work: no device, file or reference may be left behind.
