@@ -28,8 +28,6 @@ ROOT := $(abspath $(dir $(lastword $(MAKEFILE_LIST))))
 KDIR ?= $(shell $(ROOT)/tools/kdir)
 KMAKE := $(ROOT)/tools/kmake
 
-RUST_SOURCES := $(wildcard $(ROOT)/rust/*.rs)
-
 .PHONY: all modules clean check-style fmt bootstrap check check-debug fuzz demo kernel bench install \
 	uninstall observe-orphan-c
 
