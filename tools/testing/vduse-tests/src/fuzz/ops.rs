@@ -12,7 +12,8 @@
 //!
 //! Inputs left out on purpose, each covered by a case of its own: `ngroups`/`nas` above 255
 //! (D3: C's allocation WARNs), more than 256 queues (65536 sysfs directories per device make a
-//! run slow, not thorough), and names `.` and `..`.
+//! run slow, not thorough), names `.` and `..`, and a second `vdpa dev add` of one device (D4:
+//! C leaks the first add's IOVA domains, whose files keep vduse.ko from unloading).
 
 use crate::dev::{DevConfig, F_ACCESS_PLATFORM, F_VERSION_1, ID_NET};
 use crate::fuzz::arena::{Arena, Ptr, ROOM};
@@ -75,6 +76,9 @@ struct Dev {
     vq_num: u32,
     config_size: u32,
     on_bus: bool,
+    /// Was put on the bus once: it is not added again (D4: each later add leaks C's IOVA
+    /// domains, and their files pin vduse.ko).
+    added: bool,
 }
 
 /// An open device node.
@@ -238,6 +242,7 @@ impl Fuzz {
                 vq_num: c.vq_num,
                 config_size: c.config_size.unwrap_or(clen as u32),
                 on_bus: false,
+                added: false,
             });
         }
         self.rec("CREATE_DEV", desc, fmt_ret(&r), "");
@@ -707,7 +712,8 @@ impl Fuzz {
         // A del of a device whose node nobody holds orphans it on vduse_rs while the del runs
         // (D8); with no bus driver bound nothing is in flight or refused, so the orphan is
         // lifted when the device leaves the bus, and the node opens again as on C.
-        let add = self.g.chance(600);
+        let added = self.devs.iter().any(|d| d.name == name && d.added);
+        let add = self.g.chance(600) && !added;
         let n = String::from_utf8_lossy(&name).into_owned();
         let args: Vec<&str> = if add {
             vec!["dev", "add", "name", &n, "mgmtdev", "vduse"]
@@ -726,6 +732,7 @@ impl Fuzz {
         if let Some(d) = self.devs.iter_mut().find(|d| d.name == name) {
             if okay {
                 d.on_bus = add;
+                d.added |= add;
             }
         }
         self.rec("vdpa", format!("vdpa {}", args.join(" ")), res, "");

@@ -30,6 +30,11 @@ struct Seen {
 
 type Bad = Arc<Mutex<Seen>>;
 
+/// How many times each name's device was destroyed (by any thread): a device is added to the
+/// bus once per life, since a second add leaks C's IOVA domains and their files keep vduse.ko
+/// from unloading (D4).
+type Lives = Arc<[AtomicU64; NAMES.len()]>;
+
 fn allowed(bad: &Bad, op: &str, r: Ret, ok: &[i32]) {
     let res = match r {
         Ok(_) => "ok".to_string(),
@@ -43,15 +48,32 @@ fn allowed(bad: &Bad, op: &str, r: Ret, ok: &[i32]) {
     }
 }
 
-fn thread(seed: u64, id: u64, vdpa: bool, stop: Arc<AtomicBool>, ops: Arc<AtomicU64>, bad: Bad) {
+/// What one thread shares with the others.
+struct Shared {
+    stop: Arc<AtomicBool>,
+    ops: Arc<AtomicU64>,
+    bad: Bad,
+    lives: Lives,
+}
+
+fn thread(seed: u64, id: u64, vdpa: bool, sh: Shared) {
+    let Shared {
+        stop,
+        ops,
+        bad,
+        lives,
+    } = sh;
     let mut g = Gen::new(seed.wrapping_mul(1000).wrapping_add(id));
+    // The life (`lives`) in which this thread put each device on the bus, if it did.
+    let mut added_in: [Option<u64>; NAMES.len()] = [None; NAMES.len()];
     let ctl = match sys::open(CONTROL, libc::O_RDWR) {
         Ok(fd) => Fd(fd as i32),
         Err(e) => return allowed(&bad, "open control", Err(e), &[]),
     };
     let mut held: Vec<Fd> = Vec::new();
     while !stop.load(Ordering::Relaxed) {
-        let name = g.pick(&NAMES);
+        let which = g.index(NAMES.len());
+        let name = NAMES[which];
         match g.weighted(&[20, 20, 30, 15, 10, if vdpa && id == 0 { 3 } else { 0 }]) {
             0 => {
                 let mut b = DevConfig::blk(name).encode();
@@ -60,6 +82,9 @@ fn thread(seed: u64, id: u64, vdpa: bool, stop: Arc<AtomicBool>, ops: Arc<Atomic
             }
             1 => {
                 let r = destroy_untracked(ctl.0, name.as_bytes());
+                if r.is_ok() {
+                    lives[which].fetch_add(1, Ordering::SeqCst);
+                }
                 // EINVAL: no such device (C's answer); EBUSY: open or on the bus.
                 allowed(&bad, "DESTROY_DEV", r, &[libc::EINVAL, libc::EBUSY]);
             }
@@ -115,7 +140,8 @@ fn thread(seed: u64, id: u64, vdpa: bool, stop: Arc<AtomicBool>, ops: Arc<Atomic
                 allowed(&bad, attr, r, &ok);
             }
             _ => {
-                let add = g.chance(500);
+                let life = lives[which].load(Ordering::SeqCst);
+                let add = g.chance(500) && added_in[which] != Some(life);
                 let args: Vec<&str> = if add {
                     vec!["dev", "add", "name", name, "mgmtdev", "vduse"]
                 } else {
@@ -123,6 +149,11 @@ fn thread(seed: u64, id: u64, vdpa: bool, stop: Arc<AtomicBool>, ops: Arc<Atomic
                 };
                 let r = std::process::Command::new("vdpa").args(&args).output();
                 let code = r.map(|o| o.status.code().unwrap_or(-1)).unwrap_or(-1);
+                if add && code == 0 {
+                    // On the bus, the device cannot be destroyed: this is the life it was
+                    // added in (a destroy before the add counted already).
+                    added_in[which] = Some(lives[which].load(Ordering::SeqCst));
+                }
                 if let Ok(mut s) = bad.lock() {
                     *s.counts
                         .entry(format!("vdpa {} exit {code}", args[1]))
@@ -141,10 +172,16 @@ pub fn run(seed: u64, threads: u64, seconds: u64, vdpa: bool) -> bool {
     let ops = Arc::new(AtomicU64::new(0));
     let bad: Bad = Arc::new(Mutex::new(Seen::default()));
     let t0 = Instant::now();
+    let lives: Lives = Arc::new([const { AtomicU64::new(0) }; NAMES.len()]);
     let handles: Vec<_> = (0..threads)
         .map(|id| {
-            let (s, o, b) = (stop.clone(), ops.clone(), bad.clone());
-            std::thread::spawn(move || thread(seed, id, vdpa, s, o, b))
+            let sh = Shared {
+                stop: stop.clone(),
+                ops: ops.clone(),
+                bad: bad.clone(),
+                lives: lives.clone(),
+            };
+            std::thread::spawn(move || thread(seed, id, vdpa, sh))
         })
         .collect();
     std::thread::sleep(Duration::from_secs(seconds));
