@@ -50,8 +50,7 @@ use kernel::{
     prelude::*,
     sync::{
         atomic::Relaxed,
-        Arc,
-        ArcBorrow, //
+        Arc, //
     },
 };
 
@@ -155,179 +154,14 @@ impl Device {
         self.vqs.len() as u32
     }
 
-    fn vdpa_set_vq_address(&self, idx: u16, desc: u64, driver: u64, device: u64) {
-        if let Some(vq) = self.vq_at(idx) {
-            vq.set_address(desc, driver, device);
-        }
-    }
-
-    fn vdpa_set_vq_num(&self, idx: u16, num: u32) {
-        if let Some(vq) = self.vq_at(idx) {
-            vq.set_num(num);
-        }
-    }
-
-    fn vdpa_get_vq_size(&self, idx: u16) -> u16 {
-        self.vq_at(idx).map_or(0, |vq| vq.size())
-    }
-
-    /// `kick_vq`: may be called in atomic context (virtqueue notify, vhost's eventfd wakeup),
-    /// so it takes no sleeping lock. Once orphaned, a kick queues the drain work.
-    fn vdpa_kick_vq(this: ArcBorrow<'_, Self>, idx: u16) {
-        if this.vq_at(idx).is_some_and(|vq| vq.kick()) {
-            this.queue_drain();
-        }
-    }
-
-    fn vdpa_set_vq_cb(&self, idx: u16, cb: Callback<'_>) {
-        if let Some(vq) = self.vq_at(idx) {
-            vq.set_cb(cb);
-        }
-    }
-
-    /// `set_vq_ready`: with `VDUSE_F_QUEUE_READY` the daemon is asked first; if it refuses,
-    /// the device is broken, as in C.
-    fn vdpa_set_vq_ready(&self, idx: u16, ready: bool) {
-        let Some(vq) = self.vq_at(idx) else { return };
-        if self.vduse_features.queue_ready() {
-            let r = DevRequest::with(
-                req::SET_VQ_READY,
-                &uapi::VqReady {
-                    num: u32::from(idx),
-                    ready: u32::from(ready),
-                },
-            );
-            if self.request(r).is_err() {
-                self.msgs.break_device();
-                return;
-            }
-        }
-        vq.set_ready(ready);
-        // The ring is followed from here on, for the orphan drain (unless the `orphan_drain`
-        // module parameter turned that off).
-        let track = ready && crate::module_parameters::orphan_drain.value() != 0;
-        match track.then(|| self.group_domain(vq.group())) {
-            Some(Ok(domain)) => vq.track(domain, self.packed()),
-            _ => vq.untrack(),
-        }
-    }
-
-    fn vdpa_get_vq_ready(&self, idx: u16) -> bool {
-        self.vq_at(idx).is_some_and(|vq| vq.ready())
-    }
-
     fn packed(&self) -> bool {
         self.state.lock().driver_features & VIRTIO_F_RING_PACKED != 0
-    }
-
-    fn vdpa_set_vq_state(&self, idx: u16, state: VqStateWords) {
-        let is_packed = self.packed();
-        if let Some(vq) = self.vq_at(idx) {
-            vq.set_state(is_packed, state.split_avail_index, state.packed);
-        }
-    }
-
-    /// `get_vq_state`: asks the daemon (`VDUSE_GET_VQ_STATE`).
-    fn vdpa_get_vq_state(&self, idx: u16) -> Result<VqState> {
-        self.vq_at(idx).ok_or(EINVAL)?;
-        let packed = self.packed();
-        let r = DevRequest::with(
-            req::GET_VQ_STATE,
-            &uapi::VqStateMsg {
-                index: u32::from(idx),
-                ..Default::default()
-            },
-        );
-        let state = self.request(r)?.payload_as::<uapi::VqStateMsg>().state;
-        Ok(if packed {
-            VqState::Packed(state)
-        } else {
-            VqState::Split(state[0])
-        })
-    }
-
-    fn vdpa_get_vq_align(&self) -> u32 {
-        self.vq_align
-    }
-
-    fn vdpa_get_vq_group(&self, idx: u16) -> u32 {
-        if !self.api.has_groups() {
-            return 0;
-        }
-        self.vq_at(idx).map_or(0, |vq| vq.group())
-    }
-
-    fn vdpa_get_device_features(&self) -> u64 {
-        self.device_features
-    }
-
-    fn vdpa_set_driver_features(&self, features: u64) {
-        self.state.lock().driver_features = features;
-    }
-
-    fn vdpa_get_driver_features(&self) -> u64 {
-        self.state.lock().driver_features
-    }
-
-    fn vdpa_set_config_cb(&self, cb: Callback<'_>) {
-        self.config_cb.set(cb);
-    }
-
-    fn vdpa_get_vq_num_max(&self) -> u16 {
-        self.vqs.iter().map(|vq| vq.num_max()).max().unwrap_or(0)
-    }
-
-    fn vdpa_get_device_id(&self) -> u32 {
-        self.device_id
-    }
-
-    fn vdpa_get_vendor_id(&self) -> u32 {
-        self.vendor_id
-    }
-
-    fn vdpa_get_status(&self) -> u8 {
-        self.state.lock().status
     }
 
     /// `VDUSE_SET_STATUS` to the daemon.
     fn send_status(&self, status: u8) -> Result {
         let r = DevRequest::with(req::SET_STATUS, &uapi::DevStatus { status });
         self.request(r).map(|_| ())
-    }
-
-    /// `set_status`: the status changes only if the daemon accepts it.
-    fn vdpa_set_status(&self, status: u8) {
-        if self.send_status(status).is_ok() {
-            let mut st = self.state.lock();
-            st.status = status;
-            self.driver_ok
-                .store(status & STATUS_DRIVER_OK != 0, Relaxed);
-        }
-    }
-
-    fn vdpa_get_config_size(&self) -> usize {
-        self.config.lock().len()
-    }
-
-    /// `get_config`: `out` is zeroed, then filled from `offset` as far as the space goes.
-    fn vdpa_get_config(&self, offset: u32, out: &mut [u8]) {
-        out.fill(0);
-        let config = self.config.lock();
-        if let Some(src) = config.get(offset as usize..) {
-            let n = src.len().min(out.len());
-            out[..n].copy_from_slice(&src[..n]);
-        }
-    }
-
-    fn vdpa_get_generation(&self) -> u32 {
-        self.state.lock().generation
-    }
-
-    /// `reset`: tells the daemon (status 0), then resets the device whatever it answered.
-    fn vdpa_reset(&self) -> Result {
-        let r = self.send_status(0);
-        self.reset_local();
-        r
     }
 
     /// `vduse_dev_reset`.
@@ -349,95 +183,6 @@ impl Device {
             vq.reset();
             vq.flush_kicks();
         }
-    }
-
-    /// `set_map`: replaces the mappings of address space `asid` with the consumer's (so
-    /// `VDUSE_IOTLB_GET_FD` finds them), then tells the daemon (`VDUSE_UPDATE_IOTLB` for the
-    /// whole range); if it refuses, the address space is left without mappings, as C's
-    /// `vduse_domain_clear_map` leaves it.
-    ///
-    /// # Errors
-    ///
-    /// `EINVAL` (bad `asid`), `ENOSPC` (more mappings than the IOTLB holds:
-    /// [`crate::driver::domain::Domain::set_consumer_maps`]), `EIO`
-    /// (the daemon refused or did not answer), `ENOMEM`.
-    fn vdpa_set_map(&self, asid: u32, iotlb: &Iotlb<'_>) -> Result {
-        let maps: KVec<IotlbMap> = iotlb.file_maps()?;
-        if asid >= self.nas {
-            return Err(EINVAL);
-        }
-        // Not `space()`: vhost-vdpa holds the `mmap_lock` here (see the lock order). An
-        // address space never used has no mapping to clear, so an empty map does not create it.
-        let domain = if maps.is_empty() {
-            self.domain_atomic(asid).ok()
-        } else {
-            Some(self.create_space(asid)?)
-        };
-        if let Some(domain) = &domain {
-            domain.set_consumer_maps(maps)?;
-        }
-        // The whole range; with API 1, of the address space.
-        let r = if self.api.has_groups() {
-            DevRequest::with(
-                req::UPDATE_IOTLB,
-                &uapi::IovaRangeV2 {
-                    start: 0,
-                    last: u64::MAX,
-                    asid,
-                    padding: 0,
-                },
-            )
-        } else {
-            DevRequest::with(
-                req::UPDATE_IOTLB,
-                &uapi::IovaRange {
-                    start: 0,
-                    last: u64::MAX,
-                },
-            )
-        };
-        let res = self.request(r).map(|_| ());
-        if let (Err(_), Some(domain)) = (&res, &domain) {
-            // Emptying cannot fail.
-            let _ = domain.set_consumer_maps(KVec::new());
-        }
-        res
-    }
-
-    /// `set_group_asid` (API 1): asks the daemon (`VDUSE_SET_VQ_GROUP_ASID`).
-    fn vdpa_set_group_asid(&self, group: u32, asid: u32) -> Result {
-        if !self.api.has_groups() || group >= self.ngroups || asid >= self.nas {
-            return Err(EINVAL);
-        }
-        // The group's map ops will look the space up in atomic context: it must exist first.
-        self.create_space(asid)?;
-        let r = DevRequest::with(req::SET_VQ_GROUP_ASID, &uapi::VqGroupAsid { group, asid });
-        self.request(r)?;
-        // The group's map ops use the new address space from now on.
-        if let Some(g) = self.groups.get(group as usize) {
-            g.store(asid, Relaxed);
-        }
-        Ok(())
-    }
-
-    /// `suspend` (`VDUSE_F_SUSPEND`): once the daemon accepted, no kick or interrupt is
-    /// delivered until reset. When this returns, every kick and interrupt that started before
-    /// has finished, deferred ones included (C: the `kick_lock` cycle and `cancel_work_sync`).
-    fn vdpa_suspend(&self) -> Result {
-        self.request(DevRequest::new(req::SUSPEND))?;
-        // Refuses `VDUSE_*_INJECT_IRQ` from now on (EINVAL, as C).
-        self.suspended.store(true, Relaxed);
-        for vq in self.vqs.iter() {
-            vq.suspend();
-        }
-        self.config_cb.mute();
-        Ok(())
-    }
-
-    /// `free`: the vDPA core releases the vDPA device; the VDUSE device is off the bus.
-    fn vdpa_free(&self) {
-        self.state.lock().bound = false;
-        self.end_orphan();
     }
 
     /// `VDUSE_DEV_INJECT_CONFIG_IRQ`, after [`Device::check_irq_allowed`].
@@ -464,106 +209,279 @@ impl<const SUSPEND: bool> ConfigOps for Ops<SUSPEND> {
         driver: u64,
         device: u64,
     ) -> Result {
-        this.vdpa_set_vq_address(idx, desc, driver, device);
+        if let Some(vq) = this.vq_at(idx) {
+            vq.set_address(desc, driver, device);
+        }
         Ok(())
     }
+
     fn set_vq_num(this: Borrowed<'_, Self>, idx: u16, num: u32) {
-        this.vdpa_set_vq_num(idx, num)
+        if let Some(vq) = this.vq_at(idx) {
+            vq.set_num(num);
+        }
     }
+
     fn get_vq_size(this: Borrowed<'_, Self>, idx: u16) -> u16 {
-        this.vdpa_get_vq_size(idx)
+        this.vq_at(idx).map_or(0, |vq| vq.size())
     }
+
+    /// `kick_vq`: may be called in atomic context (virtqueue notify, vhost's eventfd wakeup),
+    /// so it takes no sleeping lock. Once orphaned, a kick queues the drain work.
     fn kick_vq(this: Borrowed<'_, Self>, idx: u16) {
-        Device::vdpa_kick_vq(this, idx)
+        if this.vq_at(idx).is_some_and(|vq| vq.kick()) {
+            this.queue_drain();
+        }
     }
+
     fn set_vq_cb(this: Borrowed<'_, Self>, idx: u16, cb: Callback<'_>) {
-        this.vdpa_set_vq_cb(idx, cb)
+        if let Some(vq) = this.vq_at(idx) {
+            vq.set_cb(cb);
+        }
     }
+
+    /// `set_vq_ready`: with `VDUSE_F_QUEUE_READY` the daemon is asked first; if it refuses,
+    /// the device is broken, as in C.
     fn set_vq_ready(this: Borrowed<'_, Self>, idx: u16, ready: bool) {
-        this.vdpa_set_vq_ready(idx, ready)
+        let Some(vq) = this.vq_at(idx) else { return };
+        if this.vduse_features.queue_ready() {
+            let r = DevRequest::with(
+                req::SET_VQ_READY,
+                &uapi::VqReady {
+                    num: u32::from(idx),
+                    ready: u32::from(ready),
+                },
+            );
+            if this.request(r).is_err() {
+                this.msgs.break_device();
+                return;
+            }
+        }
+        vq.set_ready(ready);
+        // The ring is followed from here on, for the orphan drain (unless the `orphan_drain`
+        // module parameter turned that off).
+        let track = ready && crate::module_parameters::orphan_drain.value() != 0;
+        match track.then(|| this.group_domain(vq.group())) {
+            Some(Ok(domain)) => vq.track(domain, this.packed()),
+            _ => vq.untrack(),
+        }
     }
+
     fn get_vq_ready(this: Borrowed<'_, Self>, idx: u16) -> bool {
-        this.vdpa_get_vq_ready(idx)
+        this.vq_at(idx).is_some_and(|vq| vq.ready())
     }
+
     fn set_vq_state(this: Borrowed<'_, Self>, idx: u16, state: VqStateWords) -> Result {
-        this.vdpa_set_vq_state(idx, state);
+        let is_packed = this.packed();
+        if let Some(vq) = this.vq_at(idx) {
+            vq.set_state(is_packed, state.split_avail_index, state.packed);
+        }
         Ok(())
     }
+
+    /// `get_vq_state`: asks the daemon (`VDUSE_GET_VQ_STATE`).
     fn get_vq_state(this: Borrowed<'_, Self>, idx: u16) -> Result<VqState> {
-        this.vdpa_get_vq_state(idx)
+        this.vq_at(idx).ok_or(EINVAL)?;
+        let packed = this.packed();
+        let r = DevRequest::with(
+            req::GET_VQ_STATE,
+            &uapi::VqStateMsg {
+                index: u32::from(idx),
+                ..Default::default()
+            },
+        );
+        let state = this.request(r)?.payload_as::<uapi::VqStateMsg>().state;
+        Ok(if packed {
+            VqState::Packed(state)
+        } else {
+            VqState::Split(state[0])
+        })
     }
+
     fn get_vq_align(this: Borrowed<'_, Self>) -> u32 {
-        this.vdpa_get_vq_align()
+        this.vq_align
     }
+
     fn get_vq_group(this: Borrowed<'_, Self>, idx: u16) -> u32 {
-        this.vdpa_get_vq_group(idx)
+        if !this.api.has_groups() {
+            return 0;
+        }
+        this.vq_at(idx).map_or(0, |vq| vq.group())
     }
+
     fn get_vq_map(this: Borrowed<'_, Self>, idx: u16) -> Option<u32> {
-        Some(this.vdpa_get_vq_group(idx))
+        Some(Self::get_vq_group(this, idx))
     }
+
     fn get_device_features(this: Borrowed<'_, Self>) -> u64 {
-        this.vdpa_get_device_features()
+        this.device_features
     }
+
     fn set_driver_features(this: Borrowed<'_, Self>, features: u64) -> Result {
-        this.vdpa_set_driver_features(features);
+        this.state.lock().driver_features = features;
         Ok(())
     }
+
     fn get_driver_features(this: Borrowed<'_, Self>) -> u64 {
-        this.vdpa_get_driver_features()
+        this.state.lock().driver_features
     }
+
     fn set_config_cb(this: Borrowed<'_, Self>, cb: Callback<'_>) {
-        this.vdpa_set_config_cb(cb)
+        this.config_cb.set(cb);
     }
+
     fn get_vq_num_max(this: Borrowed<'_, Self>) -> u16 {
-        this.vdpa_get_vq_num_max()
+        this.vqs.iter().map(|vq| vq.num_max()).max().unwrap_or(0)
     }
+
     fn get_device_id(this: Borrowed<'_, Self>) -> u32 {
-        this.vdpa_get_device_id()
+        this.device_id
     }
+
     fn get_vendor_id(this: Borrowed<'_, Self>) -> u32 {
-        this.vdpa_get_vendor_id()
+        this.vendor_id
     }
+
     fn get_status(this: Borrowed<'_, Self>) -> u8 {
-        this.vdpa_get_status()
+        this.state.lock().status
     }
+
+    /// `set_status`: the status changes only if the daemon accepts it.
     fn set_status(this: Borrowed<'_, Self>, status: u8) {
-        this.vdpa_set_status(status)
+        if this.send_status(status).is_ok() {
+            let mut st = this.state.lock();
+            st.status = status;
+            this.driver_ok
+                .store(status & STATUS_DRIVER_OK != 0, Relaxed);
+        }
     }
+
+    /// `reset`: tells the daemon (status 0), then resets the device whatever it answered.
     fn reset(this: Borrowed<'_, Self>) -> Result {
-        this.vdpa_reset()
+        let r = this.send_status(0);
+        this.reset_local();
+        r
     }
+
     fn get_config_size(this: Borrowed<'_, Self>) -> usize {
-        this.vdpa_get_config_size()
+        this.config.lock().len()
     }
+
+    /// `get_config`: `out` is zeroed, then filled from `offset` as far as the space goes.
     fn get_config(this: Borrowed<'_, Self>, offset: u32, out: &mut [u8]) {
-        this.vdpa_get_config(offset, out)
+        out.fill(0);
+        let config = this.config.lock();
+        if let Some(src) = config.get(offset as usize..) {
+            let n = src.len().min(out.len());
+            out[..n].copy_from_slice(&src[..n]);
+        }
     }
+
     fn set_config(_this: Borrowed<'_, Self>, _offset: u32, _data: &[u8]) {
         // The configuration space is read-only for the driver, as in C.
     }
+
     fn get_generation(this: Borrowed<'_, Self>) -> u32 {
-        this.vdpa_get_generation()
+        this.state.lock().generation
     }
+
+    /// `set_map`: replaces the mappings of address space `asid` with the consumer's (so
+    /// `VDUSE_IOTLB_GET_FD` finds them), then tells the daemon (`VDUSE_UPDATE_IOTLB` for the
+    /// whole range); if it refuses, the address space is left without mappings, as C's
+    /// `vduse_domain_clear_map` leaves it.
+    ///
+    /// # Errors
+    ///
+    /// `EINVAL` (bad `asid`), `ENOSPC` (more mappings than the IOTLB holds:
+    /// [`crate::driver::domain::Domain::set_consumer_maps`]), `EIO`
+    /// (the daemon refused or did not answer), `ENOMEM`.
     fn set_map(this: Borrowed<'_, Self>, asid: u32, iotlb: &Iotlb<'_>) -> Result {
-        this.vdpa_set_map(asid, iotlb)
+        let maps: KVec<IotlbMap> = iotlb.file_maps()?;
+        if asid >= this.nas {
+            return Err(EINVAL);
+        }
+        // Not `space()`: vhost-vdpa holds the `mmap_lock` here (see the lock order). An
+        // address space never used has no mapping to clear, so an empty map does not create it.
+        let domain = if maps.is_empty() {
+            this.domain_atomic(asid).ok()
+        } else {
+            Some(this.create_space(asid)?)
+        };
+        if let Some(domain) = &domain {
+            domain.set_consumer_maps(maps)?;
+        }
+        // The whole range; with API 1, of the address space.
+        let r = if this.api.has_groups() {
+            DevRequest::with(
+                req::UPDATE_IOTLB,
+                &uapi::IovaRangeV2 {
+                    start: 0,
+                    last: u64::MAX,
+                    asid,
+                    padding: 0,
+                },
+            )
+        } else {
+            DevRequest::with(
+                req::UPDATE_IOTLB,
+                &uapi::IovaRange {
+                    start: 0,
+                    last: u64::MAX,
+                },
+            )
+        };
+        let res = this.request(r).map(|_| ());
+        if let (Err(_), Some(domain)) = (&res, &domain) {
+            // Emptying cannot fail.
+            let _ = domain.set_consumer_maps(KVec::new());
+        }
+        res
     }
+
     fn set_vq_affinity(this: Borrowed<'_, Self>, idx: u16, mask: Option<CpuMask>) -> Result {
         if let Some(vq) = this.vq_at(idx) {
             vq.set_driver_affinity(mask);
         }
         Ok(())
     }
+
     fn get_vq_affinity(this: Borrowed<'_, Self>, idx: u16) -> Option<CpuMask> {
         this.vq_at(idx).map(|vq| vq.irq_affinity())
     }
+
+    /// `set_group_asid` (API 1): asks the daemon (`VDUSE_SET_VQ_GROUP_ASID`).
     fn set_group_asid(this: Borrowed<'_, Self>, group: u32, asid: u32) -> Result {
-        this.vdpa_set_group_asid(group, asid)
+        if !this.api.has_groups() || group >= this.ngroups || asid >= this.nas {
+            return Err(EINVAL);
+        }
+        // The group's map ops will look the space up in atomic context: it must exist first.
+        this.create_space(asid)?;
+        let r = DevRequest::with(req::SET_VQ_GROUP_ASID, &uapi::VqGroupAsid { group, asid });
+        this.request(r)?;
+        // The group's map ops use the new address space from now on.
+        if let Some(g) = this.groups.get(group as usize) {
+            g.store(asid, Relaxed);
+        }
+        Ok(())
     }
+
+    /// `free`: the vDPA core releases the vDPA device; the VDUSE device is off the bus.
     fn free(this: Arc<Device>) {
-        this.vdpa_free()
+        this.state.lock().bound = false;
+        this.end_orphan();
     }
+
+    /// `suspend` (`VDUSE_F_SUSPEND`): once the daemon accepted, no kick or interrupt is
+    /// delivered until reset. When this returns, every kick and interrupt that started before
+    /// has finished, deferred ones included (C: the `kick_lock` cycle and `cancel_work_sync`).
     fn suspend(this: Borrowed<'_, Self>) -> Result {
-        this.vdpa_suspend()
+        this.request(DevRequest::new(req::SUSPEND))?;
+        // Refuses `VDUSE_*_INJECT_IRQ` from now on (EINVAL, as C).
+        this.suspended.store(true, Relaxed);
+        for vq in this.vqs.iter() {
+            vq.suspend();
+        }
+        this.config_cb.mute();
+        Ok(())
     }
 }
 
