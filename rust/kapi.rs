@@ -19,7 +19,9 @@
 //! | `completion.rs` | `kernel::sync::completion` | `linux/completion.h` |
 //! | `module_ref.rs` | `kernel::module` | `linux/module.h` |
 //! | `nospec.rs` | `kernel::nospec` | `linux/nospec.h` |
-//! | `misc.rs` | `kernel::cred`, `kernel::str`, `kernel::workqueue` | `linux/capability.h`, `linux/kstrtox.h`, `linux/workqueue.h` |
+//! | `cred.rs` | `kernel::cred` | `linux/capability.h` |
+//! | `kstrtox.rs` | `kernel::str` | `linux/kstrtox.h` |
+//! | `workqueue.rs` | `kernel::workqueue` | `linux/workqueue.h` |
 //! | `vdpa.rs`, `vdpa/` | `kernel::vdpa` | `linux/vdpa.h`, `linux/vhost_iotlb.h`, `linux/virtio_config.h` |
 //! | `anon_inode.rs` | `kernel::fs::anon_inode` | `linux/anon_inodes.h` |
 //! | `iova.rs` | `kernel::iova` | `linux/iova.h` |
@@ -34,12 +36,13 @@ pub(crate) mod bounce;
 pub(crate) mod cdev;
 pub(crate) mod completion;
 pub(crate) mod cpumask;
+pub(crate) mod cred;
 pub(crate) mod eventfd;
 pub(crate) mod fd;
 pub(crate) mod file_ops;
 pub(crate) mod iova;
 pub(crate) mod kobject;
-pub(crate) mod misc;
+pub(crate) mod kstrtox;
 pub(crate) mod module_ref;
 pub(crate) mod nospec;
 pub(crate) mod pages;
@@ -49,3 +52,4 @@ pub(crate) mod rwlock;
 pub(crate) mod spinlock_bh;
 pub(crate) mod sysfs;
 pub(crate) mod vdpa;
+pub(crate) mod workqueue;

@@ -45,7 +45,7 @@ use super::{
 use crate::{
     ffi,
     kapi::{
-        cdev::Class, iova::IovaCache, misc::parse_u32, module_ref::ModuleRef, vdpa::CallbackSlot,
+        cdev::Class, iova::IovaCache, kstrtox::parse_u32, module_ref::ModuleRef, vdpa::CallbackSlot,
     },
     uapi,
 };
@@ -367,8 +367,8 @@ impl Device {
     /// the drain and the kick work items of a device being destroyed.
     pub(crate) fn flush_work(&self) {
         // The timer runs now and finds the device being destroyed (`connected`).
-        crate::kapi::misc::flush_delayed_work(&self.orphan_timer);
-        crate::kapi::misc::flush_work(&self.drain_work);
+        crate::kapi::workqueue::flush_delayed_work(&self.orphan_timer);
+        crate::kapi::workqueue::flush_work(&self.drain_work);
         for vq in self.vqs.iter() {
             vq.flush_kicks();
         }

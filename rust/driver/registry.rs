@@ -32,8 +32,8 @@ use crate::kapi::{
         Class,
         MINORS, //
     },
+    cred::capable_net_admin,
     iova::IovaCache,
-    misc::capable_net_admin,
     vdpa::{
         MgmtDev,
         MgmtOps, //

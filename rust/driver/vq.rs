@@ -60,14 +60,14 @@ use crate::{
             self,
             EventFdCtx, //
         },
-        misc::{
-            enqueue_on,
-            flush_work, //
-        },
         sysfs::Attributes,
         vdpa::{
             Callback,
             CallbackSlot, //
+        },
+        workqueue::{
+            enqueue_on,
+            flush_work, //
         },
     },
     uapi,

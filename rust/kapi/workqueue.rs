@@ -1,16 +1,12 @@
 // SPDX-License-Identifier: GPL-2.0
 
-//! Small kernel facilities with no Rust abstraction in 7.3: capabilities (`kernel::cred`),
-//! `kstrtouint` (`kernel::str`), `flush_work`, `flush_delayed_work` and `queue_work_on` with a
-//! CPU (`kernel::workqueue`).
+//! What 7.3's `kernel::workqueue` lacks: `flush_work`, `flush_delayed_work`, and
+//! `queue_work_on` with a CPU.
 //!
-//! C headers: [`include/linux/capability.h`](srctree/include/linux/capability.h),
-//! [`include/linux/kstrtox.h`](srctree/include/linux/kstrtox.h),
-//! [`include/linux/workqueue.h`](srctree/include/linux/workqueue.h).
+//! C header: [`include/linux/workqueue.h`](srctree/include/linux/workqueue.h).
 
 use kernel::{
     bindings,
-    error::to_result,
     prelude::*,
     workqueue::{
         DelayedWork,
@@ -19,26 +15,6 @@ use kernel::{
         Work, //
     },
 };
-
-/// Whether the current task has `CAP_NET_ADMIN` in the initial user namespace (`capable()`).
-pub(crate) fn capable_net_admin() -> bool {
-    // CAST: Capability numbers are small non-negative constants.
-    // SAFETY: `capable` may be called from any process context.
-    unsafe { bindings::capable(bindings::CAP_NET_ADMIN as i32) }
-}
-
-/// Parses a decimal `u32` with `kstrtouint(buf, 10, ..)`: an optional `+`, digits and an
-/// optional trailing newline, as sysfs writes come.
-///
-/// # Errors
-///
-/// `EINVAL` or `ERANGE` from `kstrtouint`.
-pub(crate) fn parse_u32(buf: &CStr) -> Result<u32> {
-    let mut v: u32 = 0;
-    // SAFETY: `buf` is NUL-terminated; `v` is valid for writes.
-    to_result(unsafe { bindings::kstrtouint(buf.as_char_ptr(), 10, &mut v) })?;
-    Ok(v)
-}
 
 /// Waits until `work` is neither queued nor running (`flush_work`). Sleeps: process context
 /// only.
