@@ -376,10 +376,15 @@ impl DeviceNode {
             )
         })
     }
+}
 
-    /// The `struct device` of the node, valid as long as `self`.
-    pub(crate) fn as_raw(&self) -> *mut bindings::device {
-        self.dev
+/// A node is a class device: it can be the parent of other devices and kobjects.
+impl AsRef<kernel::device::Device> for DeviceNode {
+    fn as_ref(&self) -> &kernel::device::Device {
+        // SAFETY: `dev` is a registered device until `self` is dropped (type invariant), and
+        // `self` holds its initial reference meanwhile, so it is valid for the returned
+        // lifetime.
+        unsafe { kernel::device::Device::from_raw(self.dev) }
     }
 }
 

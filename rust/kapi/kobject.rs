@@ -8,7 +8,7 @@
 //! 7.3 has no Rust abstraction for raw kobjects; upstream this would be `kernel::kobject`.
 
 use super::{
-    cdev::DeviceNode,
+    root_device::device_as_raw,
     sysfs::{
         store_result,
         Attributes,
@@ -138,7 +138,7 @@ unsafe impl Sync for KobjectDir {}
 impl KobjectDir {
     /// Creates the directory `name` below `parent`, its attributes served by `data`.
     pub(crate) fn add<T: Attributes + Send + Sync + 'static>(
-        parent: &DeviceNode,
+        parent: &kernel::device::Device,
         name: &CStr,
         data: Arc<T>,
     ) -> Result<Self> {
@@ -162,12 +162,12 @@ impl KobjectDir {
         // INVARIANT: We own the initial reference of the kobject; dropping `this` on the error
         // path below puts it, which frees the allocation.
         let this = Self { kobj };
-        // SAFETY: `kobj` is initialised; `parent` is a registered device, on whose kobject
-        // `kobject_add` takes a reference; the format takes one string, which is copied.
+        // SAFETY: `kobj` is initialised; `parent` is a valid device (a reference to a
+        // `Device`), on whose kobject `kobject_add` takes a reference; the format takes one string, which is copied.
         to_result(unsafe {
             bindings::kobject_add(
                 kobj,
-                &raw mut (*parent.as_raw()).kobj,
+                &raw mut (*device_as_raw(parent)).kobj,
                 c"%s".as_char_ptr(),
                 name.as_char_ptr(),
             )

@@ -1,7 +1,8 @@
 // SPDX-License-Identifier: GPL-2.0
 
 //! A root device: a bare `struct device` at `/sys/devices/NAME` (`root_device_register()`),
-//! e.g. the parent of a management device.
+//! e.g. the parent of a management device; and the raw `struct device` of a
+//! [`kernel::device::Device`] that 7.3 keeps private.
 //!
 //! C header: [`include/linux/device.h`](srctree/include/linux/device.h).
 
@@ -10,6 +11,16 @@ use kernel::{
     error::from_err_ptr,
     prelude::*, //
 };
+
+/// The `struct device` of `dev` (upstream `Device::as_raw`, private to the `kernel` crate in
+/// 7.3), valid as long as the reference.
+pub(crate) fn device_as_raw(dev: &kernel::device::Device) -> *mut bindings::device {
+    // CAST: `Device` is a `repr(transparent)` wrapper of `Opaque<struct device>`, itself
+    // `repr(transparent)`.
+    core::ptr::from_ref(dev)
+        .cast::<bindings::device>()
+        .cast_mut()
+}
 
 /// A registered root device.
 ///

@@ -83,7 +83,10 @@ impl DeviceSysfs {
         let mut dirs = KVec::with_capacity(vqs.len(), GFP_KERNEL)?;
         for (i, vq) in vqs.iter().enumerate() {
             let dir_name = CString::try_from_fmt(fmt!("vq{i}"))?;
-            dirs.push(KobjectDir::add(&node, &dir_name, vq.clone())?, GFP_KERNEL)?;
+            dirs.push(
+                KobjectDir::add(node.as_ref(), &dir_name, vq.clone())?,
+                GFP_KERNEL,
+            )?;
         }
         let debug_dir = debug_root.subdir(name);
         let mut irq_files = KVec::with_capacity(vqs.len(), GFP_KERNEL)?;

@@ -94,7 +94,7 @@ impl Device {
             return Err(EEXIST);
         }
         let sysfs = self.sysfs.lock();
-        let node = sysfs.as_ref().ok_or(ENODEV)?.node();
+        let node = sysfs.as_ref().ok_or(ENODEV)?.node().as_ref();
         let mut d = self.domain.lock();
         let per_space = d.bounce_size.checked_div(self.nas).ok_or(EINVAL)? as usize;
         let stale = {

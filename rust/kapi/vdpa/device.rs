@@ -19,7 +19,7 @@ use super::{
 };
 use crate::{
     ffi,
-    kapi::cdev::DeviceNode, //
+    kapi::root_device::device_as_raw, //
 };
 use kernel::{
     bindings,
@@ -47,7 +47,7 @@ impl VdpaDevice {
     /// `mdev`, with `ngroups` virtqueue groups and `nas` address spaces, whose config and map
     /// ops are `T`'s and whose driver data is `data` (handed back by `ConfigOps::free`).
     pub(crate) fn alloc<T: MapOps>(
-        parent: &DeviceNode,
+        parent: &kernel::device::Device,
         mdev: &MgmtDev<'_>,
         name: &CStr,
         ngroups: u32,
@@ -64,12 +64,12 @@ impl VdpaDevice {
                 GFP_KERNEL,
             )?;
         }
-        // SAFETY: `parent` is a registered device (type invariant of `DeviceNode`), which the
-        // vDPA device holds a reference on; the op tables are static; the size covers
+        // SAFETY: `parent` is a valid device (a reference to a `Device`), which the vDPA
+        // device holds a reference on once registered; the op tables are static; the size covers
         // `DeviceAlloc`, whose `vdpa_device` is at offset 0; `name` is copied.
         let raw = from_err_ptr(unsafe {
             ffi::__vdpa_alloc_device(
-                parent.as_raw(),
+                device_as_raw(parent),
                 &ConfigOpsVTable::<T>::VTABLE,
                 &MapOpsVTable::<T>::VTABLE,
                 ngroups,
