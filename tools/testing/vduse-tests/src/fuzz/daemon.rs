@@ -142,6 +142,12 @@ fn spawn(seed: u64) -> i32 {
     // returns.
     let pid = unsafe { libc::fork() };
     if pid == 0 {
+        // Not the consumer's descriptors: an inherited vhost-vdpa fd would keep the vhost node
+        // open (EBUSY for the consumer's next open) for as long as this daemon lives.
+        for fd in 3..1024 {
+            // SAFETY: Closing descriptors of this (single-threaded) child, which uses none yet.
+            unsafe { libc::close(fd) };
+        }
         daemon(seed);
     }
     pid
