@@ -27,6 +27,7 @@
 //! | `iova.rs` | `kernel::iova` | `linux/iova.h` |
 //! | `pages.rs` | `kernel::page` | `linux/gfp.h` |
 //! | `pin_pages.rs` | `kernel::mm::pin` | `linux/mm.h` (`pin_user_pages`) |
+//! | `dma.rs` | `kernel::dma` (streaming mappings) | `linux/dma-mapping.h` |
 //! | `bounce.rs` | `kernel::dma::bounce` (a software IOTLB) | `linux/dma-mapping.h` |
 //! | `rwlock.rs` | `kernel::sync::rwlock` | `linux/rwlock.h` |
 //! | `spinlock_bh.rs` | `kernel::sync::lock::spinlock` (a `_bh` backend) | `linux/spinlock.h` |
@@ -37,6 +38,7 @@ pub(crate) mod cdev;
 pub(crate) mod completion;
 pub(crate) mod cpumask;
 pub(crate) mod cred;
+pub(crate) mod dma;
 pub(crate) mod eventfd;
 pub(crate) mod fd;
 pub(crate) mod file_ops;

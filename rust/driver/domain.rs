@@ -34,9 +34,9 @@ use crate::kapi::{
     anon_inode::anon_inode_getfile,
     bounce::{
         BounceTable,
-        CopyDir,
-        DmaRegion, //
+        CopyDir, //
     },
+    dma::DmaRegion,
     file_ops::{
         FaultResult,
         FileOps,

@@ -34,6 +34,7 @@
 //! It is a leaf: nothing else is taken under it.
 
 use super::{
+    dma::DmaRegion,
     pages::page_address,
     pin_pages::PinnedUserPages,
     rwlock::{
@@ -69,47 +70,6 @@ compile_error!("kapi::bounce needs a kernel without CONFIG_HIGHMEM");
 pub(crate) const SLOT_SHIFT: u32 = 12;
 /// The size of a slot.
 pub(crate) const SLOT_SIZE: usize = 1 << SLOT_SHIFT;
-
-/// Kernel memory lent for one streaming DMA mapping (`map_page`'s page, offset and size),
-/// valid until the matching `unmap_page`.
-///
-/// # Invariants
-///
-/// `va..va + len` is kernel memory (direct map) that stays valid until the mapping it was
-/// lent for is unmapped.
-pub(crate) struct DmaRegion {
-    va: usize,
-    len: usize,
-}
-
-impl DmaRegion {
-    /// The memory of a `map_page` call.
-    ///
-    /// # Safety
-    ///
-    /// `page`, `offset` and `len` are the arguments of a streaming DMA `map_page` call: the
-    /// physically contiguous memory from `offset` in `page` stays valid until the matching
-    /// `unmap_page`.
-    pub(crate) unsafe fn from_map_page(
-        page: NonNull<bindings::page>,
-        offset: usize,
-        len: usize,
-    ) -> Self {
-        // SAFETY: The page is allocated (the safety requirements); physically contiguous memory
-        // is contiguous in the direct map.
-        let va = unsafe { page_address(page.as_ptr()) } as usize;
-        // INVARIANT: Per the safety requirements.
-        Self {
-            va: va + offset,
-            len,
-        }
-    }
-
-    /// The length in bytes.
-    pub(crate) fn len(&self) -> usize {
-        self.len
-    }
-}
 
 /// Which way a [`BounceTable::copy`] goes.
 #[derive(Clone, Copy, PartialEq, Eq)]
@@ -287,9 +247,9 @@ impl BounceTable {
     ///
     /// `EINVAL` if the range is outside the table, `ENOMEM`.
     pub(crate) fn map(&self, iova: u64, region: DmaRegion) -> Result {
-        let slots = self.slots(iova, region.len).ok_or(EINVAL)?;
+        let slots = self.slots(iova, region.len()).ok_or(EINVAL)?;
         // The lent address that the start of the first slot stands for.
-        let base = region.va.wrapping_sub((iova as usize) & (SLOT_SIZE - 1));
+        let base = region.va().wrapping_sub((iova as usize) & (SLOT_SIZE - 1));
         for (k, s) in slots.enumerate() {
             self.page_or_alloc(s << SLOT_SHIFT)?;
             // INVARIANT: The slot belongs to this mapping, whose region is valid until unmap.

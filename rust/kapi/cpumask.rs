@@ -4,10 +4,6 @@
 //!
 //! C header: [`include/linux/cpumask.h`](srctree/include/linux/cpumask.h).
 
-use super::sysfs::{
-    Show,
-    ShowBuf, //
-};
 use kernel::{
     bindings,
     error::to_result,
@@ -108,21 +104,5 @@ impl CpuMask {
             )
         })?;
         Ok(Self(mask))
-    }
-}
-
-impl Show for CpuMask {
-    /// `"%*pb\n"`, as `cpumask_pr_args` prints it.
-    fn emit(&self, buf: ShowBuf) -> isize {
-        // SAFETY: `buf` is a show buffer; `%*pb` takes the number of bits and a bitmap pointer,
-        // which points to `self`, alive for the call.
-        unsafe {
-            bindings::sysfs_emit(
-                buf.as_raw(),
-                c"%*pb\n".as_char_ptr(),
-                bindings::nr_cpu_ids,
-                self.0.bits.as_ptr(),
-            ) as isize
-        }
     }
 }

@@ -11,6 +11,7 @@
 //! NULL-terminated pointer array, the group) are built at compile time per type, as associated
 //! constants, the way `MiscdeviceVTable` builds its `file_operations`.
 
+use super::cpumask::CpuMask;
 use core::{
     marker::PhantomData,
     ptr::null, //
@@ -62,6 +63,22 @@ impl Show for u32 {
         // SAFETY: `buf` is a show buffer (type invariant); the format takes one `unsigned int`.
         // CAST: At most `PAGE_SIZE`.
         unsafe { bindings::sysfs_emit(buf.as_raw(), c"%u\n".as_char_ptr(), *self) as isize }
+    }
+}
+
+impl Show for CpuMask {
+    /// `"%*pb\n"`, as `cpumask_pr_args` prints it.
+    fn emit(&self, buf: ShowBuf) -> isize {
+        // SAFETY: `buf` is a show buffer; `%*pb` takes the number of bits and a bitmap pointer,
+        // which points to `self`, alive for the call.
+        unsafe {
+            bindings::sysfs_emit(
+                buf.as_raw(),
+                c"%*pb\n".as_char_ptr(),
+                bindings::nr_cpu_ids,
+                self.as_raw().bits.as_ptr(),
+            ) as isize
+        }
     }
 }
 

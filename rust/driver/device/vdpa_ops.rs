@@ -20,8 +20,8 @@ use crate::{
         vq::Vq, //
     },
     kapi::{
-        bounce::DmaRegion,
         cpumask::CpuMask,
+        dma::DmaRegion,
         vdpa::{
             Borrowed,
             Callback,

@@ -26,7 +26,7 @@ use super::{
 };
 use crate::{
     ffi,
-    kapi::bounce::DmaRegion, //
+    kapi::dma::DmaRegion, //
 };
 use core::{
     marker::PhantomData,
