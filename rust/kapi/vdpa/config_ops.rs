@@ -352,10 +352,9 @@ impl<T: ConfigOps> ConfigOpsVTable<T> {
     ///
     /// `vdpa` is a live device allocated with this table (its `free` op has not run).
     unsafe fn this<'a>(vdpa: *mut ffi::vdpa_device) -> Borrowed<'a, T> {
-        // SAFETY: `vdpa` is the first field of a `DeviceAlloc` (allocated with its size) whose
-        // `data` is a `T::Ptr` until `free` (type invariant of `DeviceAlloc`); the vDPA core
-        // calls no other op concurrently with or after `free`.
-        unsafe { <T::Ptr as ForeignOwnable>::borrow((*vdpa.cast::<DeviceAlloc>()).data.cast()) }
+        // SAFETY: A live device allocated with this table (the caller), so its driver data is a
+        // `T::Ptr`; the vDPA core calls no other op concurrently with or after `free`.
+        unsafe { DeviceAlloc::data::<T::Ptr>(DeviceAlloc::of(vdpa)) }
     }
 
     // Every op below: # Safety: called by the vDPA core or a vDPA driver on a live device
@@ -531,12 +530,8 @@ impl<T: ConfigOps> ConfigOpsVTable<T> {
     unsafe extern "C" fn get_vq_map(vdpa: *mut ffi::vdpa_device, idx: u16) -> ffi::virtio_map {
         // SAFETY: A live device of this table.
         let group = T::get_vq_map(unsafe { Self::this(vdpa) }, idx);
-        // SAFETY: A live device: `groups` and `ngroups` as allocated (type invariant of
-        // `DeviceAlloc`).
-        let (groups, ngroups) = unsafe {
-            let alloc = vdpa.cast::<DeviceAlloc>();
-            ((*alloc).groups, (*alloc).ngroups)
-        };
+        // SAFETY: A live device.
+        let (groups, ngroups) = unsafe { DeviceAlloc::groups(DeviceAlloc::of(vdpa)) };
         match group {
             // The token lives until `free`; the map ops of the device (`MapOpsVTable<T>`)
             // read it back.
@@ -729,9 +724,8 @@ impl<T: ConfigOps> ConfigOpsVTable<T> {
         let Some(mask) = T::get_vq_affinity(unsafe { Self::this(vdpa) }, idx) else {
             return core::ptr::null();
         };
-        let alloc = vdpa.cast::<DeviceAlloc>();
-        // SAFETY: A live device: `affinity` as allocated (type invariant of `DeviceAlloc`).
-        let (slots, n) = unsafe { ((*alloc).affinity, (*alloc).naffinity) };
+        // SAFETY: A live device.
+        let (slots, n) = unsafe { DeviceAlloc::affinity(DeviceAlloc::of(vdpa)) };
         if slots.is_null() || usize::from(idx) >= n {
             return core::ptr::null();
         }
@@ -757,24 +751,9 @@ impl<T: ConfigOps> ConfigOpsVTable<T> {
     ///
     /// See above; the vDPA core frees the device after this returns.
     unsafe extern "C" fn free(vdpa: *mut ffi::vdpa_device) {
-        let alloc = vdpa.cast::<DeviceAlloc>();
-        // SAFETY: `data` is the `T::Ptr` stored at allocation (type invariant of
-        // `DeviceAlloc`), taken back exactly once, here.
-        let data = unsafe { <T::Ptr as ForeignOwnable>::from_foreign((*alloc).data.cast()) };
+        // SAFETY: The `free` op of a device of this table, whose driver data is a `T::Ptr`:
+        // called once by the vDPA core, and no other op runs concurrently or afterwards.
+        let data = unsafe { DeviceAlloc::take::<T::Ptr>(DeviceAlloc::of(vdpa)) };
         T::free(data);
-        // SAFETY: The tokens' and masks' buffers (type invariant of `DeviceAlloc`), given back
-        // once; no op runs after `free`, so nobody uses them any more.
-        unsafe {
-            let groups = (*alloc).groups;
-            if !groups.is_null() {
-                let n = (*alloc).ngroups as usize;
-                drop(KVec::from_raw_parts(groups, n, (*alloc).groups_cap));
-            }
-            let affinity = (*alloc).affinity;
-            if !affinity.is_null() {
-                let n = (*alloc).naffinity;
-                drop(KVec::from_raw_parts(affinity, n, (*alloc).affinity_cap));
-            }
-        }
     }
 }

@@ -27,8 +27,7 @@ use kernel::{
         from_err_ptr,
         to_result, //
     },
-    prelude::*,
-    types::ForeignOwnable,
+    prelude::*, //
 };
 
 /// A vDPA device allocated and not registered yet.
@@ -79,22 +78,11 @@ impl VdpaDevice {
                 true,
             )
         })?;
-        // SAFETY: `raw` was just allocated with room for `DeviceAlloc`; no op runs before the
-        // device is registered. From here on `free` takes the driver data back.
-        // INVARIANT: The driver data is `T`'s (type invariant of `DeviceAlloc`).
-        unsafe {
-            let alloc = raw.cast::<DeviceAlloc>();
-            for token in groups.iter_mut() {
-                token.alloc = alloc;
-            }
-            let (tokens, len, cap) = groups.into_raw_parts();
-            (*alloc).data = data.into_foreign().cast();
-            (*alloc).groups = tokens;
-            // CAST: `len == ngroups`, a `u32`.
-            (*alloc).ngroups = len as u32;
-            (*alloc).groups_cap = cap;
-            (*raw).mdev = mdev.as_raw();
-        }
+        // SAFETY: `raw` was just allocated with the size of `DeviceAlloc`, with `T`'s tables,
+        // whose driver data is a `T::Ptr`; no op runs before the device is registered. From
+        // here on `free` takes the driver data back.
+        unsafe { DeviceAlloc::init(DeviceAlloc::of(raw), data, groups, mdev.as_raw()) };
+        // INVARIANT: Allocated with `T`'s tables, holding `T`'s driver data.
         Ok(Self { raw })
     }
 
@@ -109,15 +97,9 @@ impl VdpaDevice {
         }
         let raw = self.raw;
         core::mem::forget(self);
-        let (ptr, len, cap) = slots.into_raw_parts();
-        // SAFETY: Allocated (type invariant) and not registered yet: no op runs. From here on
-        // `free` gives the buffer back.
-        unsafe {
-            let alloc = raw.cast::<DeviceAlloc>();
-            (*alloc).affinity = ptr;
-            (*alloc).naffinity = len;
-            (*alloc).affinity_cap = cap;
-        }
+        // SAFETY: Allocated and filled (type invariant) and not registered yet: no op runs.
+        // From here on `free` gives the masks back.
+        unsafe { DeviceAlloc::set_affinity(DeviceAlloc::of(raw), slots) };
         // SAFETY: Allocated (type invariant); called within `dev_add`, with `vdpa_dev_lock`
         // held by the vDPA core as `_vdpa_register_device` requires.
         let ret = unsafe { ffi::_vdpa_register_device(raw, nvqs) };

@@ -35,8 +35,7 @@ use core::{
 use kernel::{
     bindings,
     dma::DataDirection,
-    prelude::*,
-    types::ForeignOwnable, //
+    prelude::*, //
 };
 
 /// `DMA_MAPPING_ERROR`: the address a failed mapping returns.
@@ -150,9 +149,9 @@ impl<T: MapOps> MapOpsVTable<T> {
         let token = unsafe { map.group }.cast::<GroupToken>();
         // SAFETY: NULL or a token of a live device (caller).
         let token = unsafe { token.as_ref() }?;
-        // SAFETY: The device is live, so its driver data is a `T::Ptr` (type invariant of
-        // `DeviceAlloc`); no op runs concurrently with or after `free`.
-        let this = unsafe { <T::Ptr as ForeignOwnable>::borrow((*token.alloc).data.cast()) };
+        // SAFETY: The token's device is live and of this table, so its driver data is a
+        // `T::Ptr`; no op runs concurrently with or after `free`.
+        let this = unsafe { super::alloc::DeviceAlloc::data::<T::Ptr>(token.alloc) };
         Some((this, token.group))
     }
 
