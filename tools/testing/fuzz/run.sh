@@ -17,8 +17,9 @@
 #   daemon        `vduse-tests fuzz-daemon` on each driver: a daemon answering a vhost-vdpa
 #                 consumer's requests badly (failed, foreign ids, twice, late, cut short, never),
 #                 registering UMEM, reopening its node, SIGKILLed and restarted
-#   trinity       Debian's trinity, generic ioctls on /dev/vduse/* (--trinity N: N syscalls per
-#                 driver; 0 or trinity missing: not run)
+#   trinity       Debian's trinity, generic ioctls on /dev/vduse/* (the control node and two
+#                 devices, one on the vDPA bus; --trinity N: N syscalls per driver; 0 or trinity
+#                 missing: not run)
 #
 # KTAP on stdout; transcripts in $VM_OUT/fuzz/. Each driver's run must also leave the kernel
 # log clean (tools/vm-run's dmesg check) and unload. Exit 1 on any failure.
@@ -124,15 +125,20 @@ modprobe -r vhost_vdpa 2>/dev/null
 
 if [ "$have_trinity" = 1 ]; then
 	for m in c rs; do
-		# (only /dev/vduse/control exists: trinity cannot create devices)
 		vduse_load "$m" || { point 1 "trinity-$m" "could not load"; continue; }
+		# Trinity cannot create devices: two for it to find in /dev/vduse, one on the bus.
+		s=0
+		for d in fzt0 fzt1; do "$bin" create "$d" | sed "s/^/# [$m] $d: /"; done
+		vdpa dev add name fzt1 mgmtdev vduse || s=1
 		t0=$SECONDS
 		# trinity refuses to run as root without --dangerous; -V: fuzz these paths' fds only.
 		(cd "$tmp" 2>/dev/null || cd /tmp
 		 timeout 900 trinity --dangerous -q -c ioctl -V /dev/vduse -N "$trinity" -s "${1:-1}" \
 			>"$out/trinity-$m.log" 2>&1)
-		s=$?
+		[ $? = 0 ] || s=1
 		tail -n 3 "$out/trinity-$m.log" | sed "s/^/# [$m] trinity: /"
+		vdpa dev del fzt1 || s=1
+		for d in fzt0 fzt1; do "$bin" destroy "$d" | sed "s/^/# [$m] $d: /"; [ "${PIPESTATUS[0]}" = 0 ] || s=1; done
 		vduse_unload "$m" || s=1
 		point "$s" "trinity-$m" "$trinity syscalls in $((SECONDS - t0))s"
 	done

@@ -72,6 +72,12 @@ enum Cmd {
         /// The device.
         name: String,
     },
+    /// `VDUSE_CREATE_DEV` of an API-1 virtio-blk device NAME with both queues set up, left
+    /// for others to use (trinity); prints `ok 0` or the errno.
+    Create {
+        /// The device.
+        name: String,
+    },
     /// Open /dev/vduse/NAME and close it; prints `ok N` or the errno.
     Open {
         /// The device.
@@ -588,6 +594,7 @@ fn main() -> ExitCode {
         Cmd::Probe => cases::control::probe(),
         Cmd::Stress { cycles } => dev::stress(cycles),
         Cmd::Destroy { name } => tools::destroy(&name),
+        Cmd::Create { name } => tools::create(&name),
         Cmd::Open { name } => tools::open(&name),
         Cmd::Scribble { name, queue } => tools::scribble(&name, queue),
         Cmd::Fuzz {

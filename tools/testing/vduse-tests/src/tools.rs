@@ -1,7 +1,8 @@
 // SPDX-License-Identifier: GPL-2.0
 
-//! One-shot commands for the shell tests (`tools/testing/orphan`): destroy a device, try to
-//! open one, and play a daemon that scribbles over a queue's rings before it goes.
+//! One-shot commands for the shell tests (`tools/testing/orphan`, `tools/testing/fuzz`): create
+//! a device, destroy one, try to open one, and play a daemon that scribbles over a queue's rings
+//! before it goes.
 
 use crate::dev;
 use crate::sys::VDUSE_VQ_GET_INFO;
@@ -26,6 +27,22 @@ fn report(what: &str, r: sys::Ret) -> ExitCode {
 pub fn destroy(name: &str) -> ExitCode {
     let r = sys::open(CONTROL, libc::O_RDWR).and_then(|fd| dev::destroy(&Fd(fd as i32), name));
     report("VDUSE_DESTROY_DEV", r)
+}
+
+/// `vduse-tests create NAME`: an API-1 virtio-blk device with both queues set up (so that
+/// `vdpa dev add` accepts it), left behind.
+pub fn create(name: &str) -> ExitCode {
+    let r = sys::open(CONTROL, libc::O_RDWR).and_then(|fd| {
+        let ctl = Fd(fd as i32);
+        dev::set_api(&ctl, 1)?;
+        dev::create(&ctl, &dev::DevConfig::blk_v1(name))?;
+        let node = Fd(dev::open_dev(name, libc::O_RDWR)? as i32);
+        for i in 0..2 {
+            dev::vq_setup(node.0, i, 256)?;
+        }
+        Ok(0)
+    });
+    report("VDUSE_CREATE_DEV", r)
 }
 
 /// `vduse-tests open NAME`: opens `/dev/vduse/NAME` and closes it.
