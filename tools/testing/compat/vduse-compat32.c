@@ -47,6 +47,27 @@ static void step(const char *what, int ret, int want)
 	}
 }
 
+/*
+ * A virtio-blk device NAME with 2 queues, NGROUPS groups and address spaces, and CONFIG_SIZE
+ * bytes of zeroed configuration space: `dev` is a `struct vduse_dev_config` followed by them,
+ * `size` bytes in all.
+ */
+static void blk_config(void *dev, size_t size, const char *name, __u32 ngroups,
+		       __u32 config_size)
+{
+	struct vduse_dev_config *c = dev;
+
+	memset(dev, 0, size);
+	strcpy(c->name, name);
+	c->device_id = 2;
+	c->features = (1ULL << 32) | (1ULL << 33);
+	c->vq_num = 2;
+	c->vq_align = 4096;
+	c->ngroups = ngroups;
+	c->nas = ngroups;
+	c->config_size = config_size;
+}
+
 /* The fuzzer's generator: splitmix64, seeded. */
 static uint64_t rng_state;
 
@@ -178,15 +199,7 @@ static int fuzz(uint64_t seed, unsigned long ops)
 	ioctl(ctl, VDUSE_DESTROY_DEV, name);
 	a.u64 = 1;
 	record("SET_API_VERSION(1)", ioctl(ctl, VDUSE_SET_API_VERSION, &a.u64), errno, NULL);
-	memset(&dev, 0, sizeof(dev));
-	strcpy(dev.c.name, name);
-	dev.c.device_id = 2;
-	dev.c.features = (1ULL << 32) | (1ULL << 33);
-	dev.c.vq_num = 2;
-	dev.c.vq_align = 4096;
-	dev.c.ngroups = 2;
-	dev.c.nas = 2;
-	dev.c.config_size = 16;
+	blk_config(&dev, sizeof(dev), name, 2, 16);
 	record("CREATE_DEV", ioctl(ctl, VDUSE_CREATE_DEV, &dev), errno, NULL);
 	fd = open("/dev/vduse/t-cfz", O_RDWR | O_NONBLOCK);
 	record("open(device)", fd < 0 ? -1 : 0, errno, NULL);
@@ -387,15 +400,7 @@ int main(int argc, char **argv)
 	v = 2;
 	step("SET_API_VERSION(2)", ioctl(ctl, VDUSE_SET_API_VERSION, &v), -EINVAL);
 
-	memset(&dev, 0, sizeof(dev));
-	strcpy(dev.c.name, name);
-	dev.c.device_id = 2;
-	dev.c.features = (1ULL << 32) | (1ULL << 33);
-	dev.c.vq_num = 2;
-	dev.c.vq_align = 4096;
-	dev.c.ngroups = 1;
-	dev.c.nas = 1;
-	dev.c.config_size = 8;
+	blk_config(&dev, sizeof(dev), name, 1, 8);
 	step("CREATE_DEV", ioctl(ctl, VDUSE_CREATE_DEV, &dev), 0);
 
 	fd = open("/dev/vduse/t-compat", O_RDWR | O_NONBLOCK);
