@@ -133,7 +133,7 @@ if [ "$have_trinity" = 1 ]; then
 		t0=$SECONDS
 		# trinity refuses to run as root without --dangerous; -V: fuzz these paths' fds only.
 		(cd "$tmp" 2>/dev/null || cd /tmp
-		 timeout 900 trinity --dangerous -q -c ioctl -V /dev/vduse -N "$trinity" -s "${1:-1}" \
+		 timeout 900 trinity --dangerous -q -c ioctl -V /dev/vduse --enable-fds=pseudo -N "$trinity" -s "${1:-1}" \
 			>"$out/trinity-$m.log" 2>&1)
 		[ $? = 0 ] || s=1
 		tail -n 3 "$out/trinity-$m.log" | sed "s/^/# [$m] trinity: /"
