@@ -24,7 +24,8 @@
 //! `VDUSE_IOTLB_REG_UMEM` takes the `mmap_lock` under 3 (to pin the daemon's pages), so no op
 //! the kernel may call with the `mmap_lock` held takes 3: `set_map` (vhost-vdpa holds it) finds
 //! its domain through 4 only, and creates it ([`Device::create_space`]) with no lock held before
-//! installing it under 4. The mutexes are taken in process context only; `kick_vq` and the
+//! installing it under 4, and without the CPU hotplug lock, which the kernel takes before locks
+//! that come before the `mmap_lock`. The mutexes are taken in process context only; `kick_vq` and the
 //! map ops, which may run in atomic context, take none of them (`kick_vq` takes only the
 //! virtqueue's kick lock; the map ops take 4 briefly to find a domain, then the domain's own
 //! leaf locks).
@@ -45,7 +46,11 @@ use super::{
 use crate::{
     ffi,
     kapi::{
-        cdev::Class, iova::IovaCache, kstrtox::parse_u32, module_ref::ModuleRef, vdpa::CallbackSlot,
+        cdev::Class,
+        iova::{Caching, IovaCache},
+        kstrtox::parse_u32,
+        module_ref::ModuleRef,
+        vdpa::CallbackSlot,
     },
     uapi,
 };
@@ -450,7 +455,8 @@ impl Device {
 
     /// The domain of address space `asid`, created now if it was not yet (process context;
     /// called with the `mmap_lock` held by vhost-vdpa's `set_map`, so it takes no mutex of
-    /// this device: it allocates with no lock held and installs the new space under
+    /// this device, nor the CPU hotplug lock (its IOVA allocators have no per-CPU caches,
+    /// [`Caching::None`]): it allocates with no lock held and installs the new space under
     /// [`Device::spaces`], dropping its own if another thread installed one first).
     ///
     /// Address spaces other than 0 are created on first use rather than by `vdpa dev add`
@@ -474,9 +480,14 @@ impl Device {
                     .bounce_size(),
             }
         };
+        // Without per-CPU caches: registering them takes the CPU hotplug lock, which must not
+        // be taken under the `mmap_lock` (`Caching`). Spaces other than 0 serve vhost-vdpa,
+        // which maps its own IOVAs: their allocators serve only a driver's map ops after a
+        // `set_group_asid`.
         let mut new = Some(AddressSpace::new(
             bounce_size,
             max_iotlb_entries()?,
+            Caching::None,
             &self.iova_cache,
         )?);
         let domain = {

@@ -43,6 +43,7 @@ use crate::kapi::{
         VmFault, //
     },
     iova::{
+        Caching,
         IovaCache,
         IovaDomain, //
     },
@@ -160,14 +161,15 @@ impl Domain {
     fn new(
         bounce_size: usize,
         max_entries: usize,
+        caching: Caching,
         cache: &IovaCache,
     ) -> Result<impl PinInit<Self, Error> + '_> {
         let size = bounce_size.div_ceil(PAGE_SIZE) * PAGE_SIZE;
         let bounce = BounceTable::new(size)?;
         Ok(try_pin_init!(Self {
             bounce <- bounce,
-            stream <- IovaDomain::new(crate::kapi::bounce::SLOT_SIZE, 1, cache),
-            coherent_iova <- IovaDomain::new(PAGE_SIZE, size >> PAGE_SHIFT, cache),
+            stream <- IovaDomain::new(crate::kapi::bounce::SLOT_SIZE, 1, caching, cache),
+            coherent_iova <- IovaDomain::new(PAGE_SIZE, size >> PAGE_SHIFT, caching, cache),
             maps <- new_spinlock_irq!(Maps::default(), "Domain::maps"),
             max_entries,
             bounce_mapped: Atomic::new(false),
@@ -555,9 +557,18 @@ pub(crate) struct AddressSpace {
 
 impl AddressSpace {
     /// A new address space with a streaming region of `bounce_size` bytes and an IOTLB of
-    /// at most `max_entries` entries.
-    pub(crate) fn new(bounce_size: usize, max_entries: usize, cache: &IovaCache) -> Result<Self> {
-        let domain = Arc::pin_init(Domain::new(bounce_size, max_entries, cache)?, GFP_KERNEL)?;
+    /// at most `max_entries` entries, its IOVA allocators with or without per-CPU caches
+    /// (without: it may be created with the `mmap_lock` held, [`Caching`]).
+    pub(crate) fn new(
+        bounce_size: usize,
+        max_entries: usize,
+        caching: Caching,
+        cache: &IovaCache,
+    ) -> Result<Self> {
+        let domain = Arc::pin_init(
+            Domain::new(bounce_size, max_entries, caching, cache)?,
+            GFP_KERNEL,
+        )?;
         let file = anon_inode_getfile::<Domain>(c"[vduse-domain]", domain.clone())?;
         Ok(Self { domain, file })
     }
@@ -587,7 +598,7 @@ mod tests {
     #[test]
     fn coherent_lookup_lowest_first() -> Result {
         let cache = IovaCache::get()?;
-        let space = AddressSpace::new(1 << 20, 2048, &cache)?;
+        let space = AddressSpace::new(1 << 20, 2048, Caching::PerCpu, &cache)?;
         let d = &space.domain;
         let mut bufs = KVec::new();
         for size in [10246usize, 4096, 8192, 100] {
@@ -625,7 +636,7 @@ mod tests {
     #[test]
     fn iotlb_limit_counts_every_entry() -> Result {
         let cache = IovaCache::get()?;
-        let space = AddressSpace::new(1 << 20, 3, &cache)?;
+        let space = AddressSpace::new(1 << 20, 3, Caching::None, &cache)?;
         let d = &space.domain;
         // Above the coherent region, so no lookup below can find a coherent buffer.
         let consumer = |starts: &[u64]| -> Result<KVec<IotlbMap>> {

@@ -22,6 +22,7 @@ use crate::{
     kapi::{
         cpumask::CpuMask,
         dma::DmaRegion,
+        iova::Caching,
         vdpa::{
             Borrowed,
             Callback,
@@ -112,6 +113,7 @@ impl Device {
                 Some(AddressSpace::new(
                     per_space,
                     super::max_iotlb_entries()?,
+                    Caching::PerCpu,
                     &self.iova_cache,
                 )?),
                 GFP_KERNEL,
