@@ -83,6 +83,10 @@ enum Cmd {
         /// The device.
         name: String,
     },
+    /// Show lockdep the kernel's `kernfs_rwsem` -> `mmap_lock` order (a page fault in a sysfs
+    /// readdir) at the start of each test boot, so that a cycle through it is reported in
+    /// every boot, not by chance.
+    LockdepPrime,
     /// Act as a daemon that scribbles over split queue QUEUE's rings and dies.
     Scribble {
         /// The device.
@@ -597,6 +601,7 @@ fn main() -> ExitCode {
         Cmd::Create { name } => tools::create(&name),
         Cmd::Open { name } => tools::open(&name),
         Cmd::Scribble { name, queue } => tools::scribble(&name, queue),
+        Cmd::LockdepPrime => tools::lockdep_prime(),
         Cmd::Fuzz {
             seed,
             ops,

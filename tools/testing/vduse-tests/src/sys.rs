@@ -45,7 +45,8 @@ pub fn errno_name(e: i32) -> String {
     name.to_string()
 }
 
-fn check(r: i64) -> Ret {
+/// A raw syscall's return: the value, or `errno` when negative.
+pub fn check(r: i64) -> Ret {
     if r < 0 {
         Err(std::io::Error::last_os_error().raw_os_error().unwrap_or(0))
     } else {

@@ -2,7 +2,8 @@
 
 //! One-shot commands for the shell tests (`tools/testing/orphan`, `tools/testing/fuzz`): create
 //! a device, destroy one, try to open one, and play a daemon that scribbles over a queue's rings
-//! before it goes.
+//! before it goes; and one for the test VM's start (`tools/lib/vm-guest.sh`): show lockdep a
+//! lock order the kernel otherwise takes only by chance.
 
 use crate::dev;
 use crate::sys::VDUSE_VQ_GET_INFO;
@@ -178,4 +179,135 @@ fn try_scribble(name: &str, queue: u32) -> Result<String, String> {
         "queue {queue}: {num} descriptors looped, available index {idx} -> {}",
         idx.wrapping_add(2)
     ))
+}
+
+/// Whether `/proc/lockdep` (its text) records that `to` was taken with `from` held (a direct
+/// dependency: a ` -> [key] NAME` line under `from`'s class line).
+fn lockdep_has_edge(text: &str, from: &str, to: &str) -> bool {
+    let mut in_from = false;
+    for line in text.lines() {
+        match line.strip_prefix(" -> ") {
+            Some(dep) => {
+                if in_from && dep.split_once("] ").is_some_and(|(_, name)| name == to) {
+                    return true;
+                }
+            }
+            None => in_from = line.rsplit_once(": ").is_some_and(|(_, name)| name == from),
+        }
+    }
+    false
+}
+
+/// `vduse-tests lockdep-prime`: makes lockdep record the kernel's `kernfs_rwsem` ->
+/// `mmap_lock` order (a page fault in a sysfs `readdir`), and waits until `/proc/lockdep` shows
+/// it. Lockdep learns only the orders that happen, and this one happens only by chance: the
+/// fault handler first tries the `mmap_lock` without waiting (a trylock, which lockdep does not
+/// record as an order), so the order is learnt only when the lock is contended at that moment.
+/// Without it, a driver taking the CPU hotplug lock under the `mmap_lock` (a cycle through
+/// `cpuhp_state_mutex` and `kernfs_rwsem`) is reported in some boots only. So: one thread maps
+/// and unmaps (the `mmap_lock` for writing) while this one lists `/sys/kernel` into a buffer
+/// that ends at an inaccessible page (each call faults, in the kernel, with `kernfs_rwsem`
+/// held), until the order is recorded. Without lockdep there is nothing to do.
+pub fn lockdep_prime() -> ExitCode {
+    use std::sync::atomic::{AtomicBool, Ordering::Relaxed};
+    use std::time::{Duration, Instant};
+    const FROM: &str = "&root->kernfs_rwsem";
+    const TO: &str = "&mm->mmap_lock";
+    let recorded = || {
+        std::fs::read_to_string("/proc/lockdep")
+            .ok()
+            .map(|t| lockdep_has_edge(&t, FROM, TO))
+    };
+    match recorded() {
+        None => {
+            println!("lockdep-prime: no /proc/lockdep (lockdep is off): nothing to prime");
+            return ExitCode::SUCCESS;
+        }
+        Some(true) => {
+            println!("lockdep-prime: {FROM} -> {TO} already recorded");
+            return ExitCode::SUCCESS;
+        }
+        Some(false) => {}
+    }
+    // Two pages: the first writable, the second inaccessible. The listing starts 48 bytes
+    // before the second: "." and ".." (24 bytes each) are written before `kernfs_rwsem` is
+    // taken (`dir_emit_dots`), the first real entry faults with it held.
+    const LEN: usize = 4096;
+    // SAFETY: A new private anonymous mapping; no existing memory is touched.
+    let map = unsafe {
+        libc::mmap(
+            std::ptr::null_mut(),
+            2 * LEN,
+            libc::PROT_READ | libc::PROT_WRITE,
+            libc::MAP_PRIVATE | libc::MAP_ANONYMOUS,
+            -1,
+            0,
+        )
+    };
+    if map == libc::MAP_FAILED {
+        let e = std::io::Error::last_os_error().raw_os_error().unwrap_or(0);
+        println!("lockdep-prime: mmap: {}", errno_name(e));
+        return ExitCode::FAILURE;
+    }
+    // SAFETY: The second page of the mapping just made.
+    let guard = unsafe { map.cast::<u8>().add(LEN) };
+    // SAFETY: As above; making it inaccessible affects only this mapping.
+    if unsafe { libc::mprotect(guard.cast(), LEN, libc::PROT_NONE) } != 0 {
+        let e = std::io::Error::last_os_error().raw_os_error().unwrap_or(0);
+        println!("lockdep-prime: mprotect: {}", errno_name(e));
+        return ExitCode::FAILURE;
+    }
+    // SAFETY: 48 bytes before the guard page, inside the writable first page.
+    let buf = unsafe { guard.sub(48) };
+    let dir = match sys::open("/sys/kernel", libc::O_RDONLY | libc::O_DIRECTORY) {
+        Ok(fd) => Fd(fd as i32),
+        Err(e) => {
+            println!("lockdep-prime: open /sys/kernel: {}", errno_name(e));
+            return ExitCode::FAILURE;
+        }
+    };
+    let stop = AtomicBool::new(false);
+    let start = Instant::now();
+    let (mut calls, mut seen) = (0u64, false);
+    std::thread::scope(|t| {
+        t.spawn(|| {
+            while !stop.load(Relaxed) {
+                // SAFETY: A new private anonymous mapping, unmapped at once.
+                unsafe {
+                    let p = libc::mmap(
+                        std::ptr::null_mut(),
+                        LEN,
+                        libc::PROT_READ,
+                        libc::MAP_PRIVATE | libc::MAP_ANONYMOUS,
+                        -1,
+                        0,
+                    );
+                    if p != libc::MAP_FAILED {
+                        libc::munmap(p, LEN);
+                    }
+                }
+            }
+        });
+        while !seen && start.elapsed() < Duration::from_secs(60) {
+            for _ in 0..200 {
+                let _ = sys::lseek(dir.0, 0, libc::SEEK_SET);
+                // SAFETY: The kernel checks the buffer: it writes what fits in the first page
+                // and fails with `EFAULT` at the guard page.
+                let _ = unsafe { libc::syscall(libc::SYS_getdents64, dir.0, buf, LEN) };
+                calls += 1;
+            }
+            seen = recorded() == Some(true);
+        }
+        stop.store(true, Relaxed);
+    });
+    // SAFETY: Mapped above, not used after this.
+    unsafe { libc::munmap(map, 2 * LEN) };
+    let secs = start.elapsed().as_secs_f64();
+    if seen {
+        println!("lockdep-prime: {FROM} -> {TO} recorded after {calls} listings ({secs:.1}s)");
+        ExitCode::SUCCESS
+    } else {
+        println!("lockdep-prime: {FROM} -> {TO} not recorded after {calls} listings ({secs:.1}s)");
+        ExitCode::FAILURE
+    }
 }
