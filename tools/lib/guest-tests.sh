@@ -1,8 +1,21 @@
 # SPDX-License-Identifier: GPL-2.0
 # Helpers of the end-to-end test scripts that run inside the test VM (tools/testing/sample,
-# tools/testing/qsd). Source it; the caller sets WORK (a scratch directory).
+# qsd, net, orphan, faults). Source it; the caller sets WORK (a scratch directory) and, for
+# show_log, DAEMON_LOG (the current daemon's log).
 
 note() { echo "# $*"; }
+
+# ktap_plan N: the KTAP header of a script that reports N test points (printed before anything
+# can bail out).
+ktap_plan() {
+	echo "KTAP version 1"
+	echo "1..$1"
+}
+
+# show_log: the last lines of the current daemon's log ($DAEMON_LOG), as comments.
+show_log() {
+	[ -n "${DAEMON_LOG:-}" ] && [ -f "$DAEMON_LOG" ] && tail -n 25 "$DAEMON_LOG" | sed 's/^/#   /'
+}
 
 # wait_until SECONDS COMMAND...: poll COMMAND every 0.1 s until it succeeds; fail after SECONDS.
 wait_until() {
@@ -99,21 +112,22 @@ kmemleak_clean() {
 	[ "$leaks" = 0 ] || { grep -A12 "^unreferenced object" /sys/kernel/debug/kmemleak | head -40 | sed 's/^/#   /'; return 1; }
 }
 
-# run_cases SUITE AFTER CASE...: runs the functions case_CASE in turn and prints KTAP (points
-# SUITE/CASE); after each, AFTER is called with 0 (passed) or 1 (failed), to clean up. Returns
-# non-zero if a case failed.
+# run_cases SUITE AFTER CASE...: runs the functions case_CASE in turn and prints their KTAP
+# points (SUITE/CASE, with the seconds each took; the plan is the caller's, ktap_plan), with
+# CASE set to the running case's name; after each, AFTER is called with 0 (passed) or 1
+# (failed), to clean up. Returns non-zero if a case failed.
 run_cases() {
-	local suite=$1 after=$2 c n=0 failed=0 rc
+	local suite=$1 after=$2 c n=0 failed=0 rc t0
 	shift 2
-	echo "KTAP version 1"
-	echo "1..$#"
 	for c in "$@"; do
 		n=$((n + 1))
+		t0=$SECONDS
+		CASE=$c
 		if "case_$c"; then
-			echo "ok $n $suite/$c"
+			echo "ok $n $suite/$c # $((SECONDS - t0))s"
 			rc=0
 		else
-			echo "not ok $n $suite/$c"
+			echo "not ok $n $suite/$c # $((SECONDS - t0))s"
 			failed=$((failed + 1))
 			rc=1
 		fi
@@ -121,6 +135,58 @@ run_cases() {
 	done
 	note "$failed of $# failed"
 	[ $failed = 0 ]
+}
+
+# wait_serving PID LOG FROM NAME: waits (20 s) until daemon PID says in LOG, after its line
+# FROM, that it serves /dev/vduse/NAME (the line the sample daemons print once the device is
+# set up); fails, with the log's tail, if the daemon exits first or takes longer.
+wait_serving() {
+	local pid=$1 log=$2 from=$3 name=$4 i
+	for ((i = 0; i < 200; i++)); do
+		tail -n +$((from + 1)) "$log" 2>/dev/null | grep -q "serving /dev/vduse/$name" && return 0
+		kill -0 "$pid" 2>/dev/null || break
+		sleep 0.1
+	done
+	note "the daemon did not come up (no \"serving /dev/vduse/$name\" in $log)"
+	tail -n 25 "$log" 2>/dev/null | sed 's/^/#   /'
+	return 1
+}
+
+# add_vdpa_dev NAME [SECONDS]: puts NAME on the vDPA bus (`vdpa dev add`, mgmtdev vduse), once,
+# or retried for SECONDS while its daemon may still be setting up the queues; NAME is added to
+# VDPA_DEVS (for the caller's cleanup).
+add_vdpa_dev() {
+	local name=$1 secs=${2:-0}
+	if [ "$secs" -gt 0 ]; then
+		wait_until "$secs" vdpa dev add name "$name" mgmtdev vduse 2>/dev/null
+	else
+		vdpa dev add name "$name" mgmtdev vduse
+	fi || { note "vdpa dev add $name failed"; return 1; }
+	VDPA_DEVS+=("$name")
+}
+
+# add_blk NAME [SECONDS]: add_vdpa_dev, then waits for its /dev/vdX (BLKDEV).
+add_blk() {
+	BLKDEV=
+	add_vdpa_dev "$@" && wait_blkdev "$1"
+}
+
+# netdev_of NAME: prints the virtio_net interface of vDPA device NAME; fails while there is none.
+netdev_of() {
+	local n
+	for n in /sys/bus/vdpa/devices/"$1"/virtio*/net/*; do
+		[ -e "$n" ] && { echo "${n##*/}"; return 0; }
+	done
+	return 1
+}
+
+# add_net NAME [SECONDS]: add_vdpa_dev, then waits (60 s) for its interface (NETDEV).
+add_net() {
+	NETDEV=
+	add_vdpa_dev "$@" || return 1
+	wait_until 60 netdev_of "$1" >/dev/null || { note "no netdev appeared for $1"; return 1; }
+	NETDEV=$(netdev_of "$1")
+	note "$1 is $NETDEV"
 }
 
 # blkdev_of NAME: sets BLKDEV to the /dev/vdX of vDPA device NAME once virtio_blk probed it;

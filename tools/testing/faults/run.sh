@@ -45,10 +45,10 @@ map_under_io() {
 	modprobe virtio_vdpa
 	"$BIN" --name "$name" --size 32M --queues 1 >"$VM_OUT/faults-daemon-$mod.log" 2>&1 &
 	pid=$!
-	wait_until 20 grep -q "serving /dev/vduse/$name" "$VM_OUT/faults-daemon-$mod.log" ||
-		{ note "the daemon did not come up"; kill "$pid"; modprobe -r virtio_vdpa; return 1; }
+	wait_serving "$pid" "$VM_OUT/faults-daemon-$mod.log" 0 "$name" ||
+		{ kill "$pid"; modprobe -r virtio_vdpa; return 1; }
 	echo 1048576 >"/sys/class/vduse/$name/bounce_size"
-	vdpa dev add name "$name" mgmtdev vduse && wait_blkdev "$name" || rc=1
+	add_blk "$name" || rc=1
 	dev=$BLKDEV
 	if [ "$rc" = 0 ]; then
 		fi_set 0 probability && fi_set Y ignore-gfp-wait && fi_set 0 verbose &&

@@ -48,8 +48,8 @@ CASES=(
 )
 [ -z "${NET_CASES:-}" ] || read -r -a CASES <<<"$NET_CASES"
 
-echo "KTAP version 1"
-echo "1..${#CASES[@]}"
+. "$ROOT/tools/lib/guest-tests.sh"
+ktap_plan "${#CASES[@]}"
 
 bail() {
 	echo "Bail out! $*"
@@ -65,8 +65,6 @@ done
 modprobe virtio_net 2>/dev/null
 mkdir -p "$LOGDIR" "$WORK" || bail "cannot create $LOGDIR or $WORK"
 rm -f "$LOGDIR"/*.log
-
-. "$ROOT/tools/lib/guest-tests.sh"
 
 DAEMON_PID=
 DAEMON_LOG=
@@ -95,29 +93,17 @@ cleanup() {
 }
 trap 'cleanup; rm -rf "$WORK"' EXIT
 
-show_log() {
-	[ -n "$DAEMON_LOG" ] && [ -f "$DAEMON_LOG" ] && tail -n 25 "$DAEMON_LOG" | sed 's/^/#   /'
-}
-
 # start_daemon ARGS...: vduse-net --name $NAME --tap $TAP --mtu $MTU ARGS in namespace $NS,
 # until it serves (appends to $DAEMON_LOG: a restart keeps one log).
 start_daemon() {
-	local from i
-	from=0
+	local from=0
 	[ -f "$DAEMON_LOG" ] && from=$(wc -l <"$DAEMON_LOG")
 	DAEMON_ARGS=("$@")
 	note "ip netns exec $NS vduse-net --name $NAME ${LINK_ARGS[*]} --mtu $MTU $*"
 	# Not through peer(): $! must be the daemon (ip netns exec execs it), not a subshell.
 	ip netns exec "$NS" "$BIN" --name "$NAME" "${LINK_ARGS[@]}" --mtu "$MTU" "$@" >>"$DAEMON_LOG" 2>&1 &
 	DAEMON_PID=$!
-	for i in $(seq 1 200); do
-		tail -n +$((from + 1)) "$DAEMON_LOG" | grep -q "serving /dev/vduse/$NAME" && return 0
-		kill -0 "$DAEMON_PID" 2>/dev/null || break
-		sleep 0.1
-	done
-	note "daemon did not come up"
-	show_log
-	return 1
+	wait_serving "$DAEMON_PID" "$DAEMON_LOG" "$from" "$NAME"
 }
 
 # stop_daemon: SIGTERM, a clean exit, the device and the TAP gone.
@@ -134,21 +120,8 @@ stop_daemon() {
 	! peer ip link show "$TAP" >/dev/null 2>&1 || { note "TAP $TAP still exists after a clean exit"; return 1; }
 }
 
-netdev_of() {
-	local n
-	for n in /sys/bus/vdpa/devices/"$NAME"/virtio*/net/*; do
-		[ -e "$n" ] && { echo "${n##*/}"; return 0; }
-	done
-	return 1
-}
-
 # add_vdpa: the vDPA device; NETDEV is its virtio_net interface once probed.
-add_vdpa() {
-	vdpa dev add name "$NAME" mgmtdev vduse || { note "vdpa dev add $NAME failed"; show_log; return 1; }
-	wait_until 60 netdev_of >/dev/null || { note "no netdev appeared for $NAME"; return 1; }
-	NETDEV=$(netdev_of)
-	note "$NAME is $NETDEV"
-}
+add_vdpa() { add_net "$NAME" || { show_log; return 1; }; }
 
 # bring_up: addresses on both ends, links up, the peer reachable.
 bring_up() {
@@ -370,17 +343,8 @@ case_loopback_echoes_frames() {
 
 # ---- runner --------------------------------------------------------------------------------
 
-n=0 failed=0
-for CASE in "${CASES[@]}"; do
-	n=$((n + 1))
-	t0=$SECONDS
-	if "case_$CASE"; then
-		echo "ok $n net/$CASE # $((SECONDS - t0))s"
-	else
-		echo "not ok $n net/$CASE # $((SECONDS - t0))s"
-		failed=$((failed + 1))
-	fi
+after_case() {
 	cleanup
 	LINK_ARGS=(--tap "$TAP")
-done
-[ "$failed" = 0 ]
+}
+run_cases net after_case "${CASES[@]}"

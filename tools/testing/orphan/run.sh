@@ -73,13 +73,9 @@ start_blk() {
 	wait_until 30 test -e "/dev/vduse/$name" || { note "$kind did not create /dev/vduse/$name"; return 1; }
 }
 
-# add_blk NAME: on the vDPA bus; BLKDEV is its /dev/vdX.
+# add_on_bus NAME: on the vDPA bus once its daemon set up the queues; BLKDEV is its /dev/vdX.
 BLKDEV=
-add_blk() {
-	BLKDEV=
-	wait_until 30 vdpa dev add name "$1" mgmtdev vduse 2>/dev/null || { note "vdpa dev add $1 failed"; return 1; }
-	wait_blkdev "$1"
-}
+add_on_bus() { add_blk "$1" 30; }
 
 # timed_del NAME: `vdpa dev del NAME` in the background with its own deadline (a del that
 # blocks cannot be killed); fails if it did not return, or failed, within DEL_LIMIT s.
@@ -120,7 +116,7 @@ drained() {
 orphan_blk() {
 	local kind=$1 name=orphan-$1 other=orphan-other fio_pid n rc
 	start_blk "$name" "$kind" || return 1
-	add_blk "$name" || return 1
+	add_on_bus "$name" || return 1
 	local dev=$BLKDEV
 	timeout 600 fio --name=o --filename="$dev" --rw=randrw --bs=4k --iodepth=32 --ioengine=libaio \
 		--direct=1 --time_based --runtime=400 --numjobs=2 --group_reporting >"$WORK/fio.out" 2>&1 &
@@ -144,7 +140,7 @@ orphan_blk() {
 	local other_pid=$DAEMON
 	timed_del "$name" &
 	local del_pid=$!
-	add_blk "$other" || return 1
+	add_on_bus "$other" || return 1
 	timed_del "$other" || return 1
 	kill -TERM "$other_pid"
 	wait "$other_pid" || { note "the other daemon did not exit cleanly"; return 1; }
@@ -165,18 +161,14 @@ case_sample_sigkill_mid_fio() { orphan_blk sample; }
 case_qsd_sigkill_mid_fio() { orphan_blk qsd; }
 
 case_net_sigkill_mid_traffic() {
-	local name=orphan-net netdev= n tx0 tx1 ping_pid
+	local name=orphan-net netdev tx0 tx1 ping_pid
 	"$NET" --name "$name" --loopback >>"$LOGDIR/$name.log" 2>&1 &
 	DAEMON=$!
 	PIDS+=("$DAEMON")
 	DEVS+=("$name")
 	wait_until 30 test -e "/dev/vduse/$name" || { note "no /dev/vduse/$name"; return 1; }
-	wait_until 30 vdpa dev add name "$name" mgmtdev vduse 2>/dev/null || { note "vdpa dev add failed"; return 1; }
-	net_of() {
-		for n in /sys/bus/vdpa/devices/"$name"/virtio*/net/*; do [ -e "$n" ] && netdev=${n##*/} && return 0; done
-		return 1
-	}
-	wait_until 60 net_of || { note "no netdev"; return 1; }
+	add_net "$name" 30 || return 1
+	netdev=$NETDEV
 	ip addr add 10.213.0.1/24 dev "$netdev" && ip link set "$netdev" up || return 1
 	ip neigh replace 10.213.0.2 lladdr 02:00:00:00:00:02 dev "$netdev" || return 1
 	ping -f -s 1400 10.213.0.2 >/dev/null 2>&1 &
@@ -203,7 +195,7 @@ case_net_sigkill_mid_traffic() {
 case_scribbled_ring() {
 	local name=orphan-scribble out n
 	start_blk "$name" sample || return 1
-	add_blk "$name" || return 1
+	add_on_bus "$name" || return 1
 	dd if="$BLKDEV" of=/dev/null bs=4k count=64 iflag=direct status=none || return 1
 	# Nothing may be in flight when the daemon dies (udev probes a new disk for a while): the
 	# scribbled queue's real requests would stay, and the del with them.
@@ -236,7 +228,7 @@ case_orphan_timeout_without_del() {
 	local name=orphan-timeout fio_pid rc t0
 	reload_module orphan_timeout=8 || return 1
 	start_blk "$name" sample || return 1
-	add_blk "$name" || return 1
+	add_on_bus "$name" || return 1
 	local dev=$BLKDEV
 	timeout 600 fio --name=o --filename="$dev" --rw=randread --bs=4k --iodepth=16 --ioengine=libaio \
 		--direct=1 --time_based --runtime=400 >"$WORK/fio.out" 2>&1 &
@@ -267,6 +259,7 @@ case_orphan_timeout_without_del() {
 case_kmemleak_clean() { kmemleak_clean "after the orphan cases"; }
 
 after_case() { cleanup; }
+ktap_plan ${#CASES[@]}
 run_cases orphan after_case "${CASES[@]}"
 rc=$?
 note "daemon logs in $LOGDIR"

@@ -70,10 +70,7 @@ BLKDEV=
 add_vdpa() {
 	local name=$1
 	BLKDEV=
-	wait_until 30 vdpa dev add name "$name" mgmtdev vduse 2>/dev/null || {
-		note "vdpa dev add $name failed"
-		return 1
-	}
+	add_vdpa_dev "$name" 30 || return 1
 	VDPA_DEV=$name
 	wait_blkdev "$name"
 }
@@ -200,6 +197,7 @@ after_case() {
 	VDPA_DEV=
 	QSD_PID=
 }
+ktap_plan ${#CASES[@]}
 run_cases qsd after_case "${CASES[@]}"
 rc=$?
 rm -rf "$WORK"

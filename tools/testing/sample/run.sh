@@ -52,8 +52,8 @@ CASES=(
 # SAMPLE_CASES="a b": run only those cases (while working on one).
 [ -z "${SAMPLE_CASES:-}" ] || read -r -a CASES <<<"$SAMPLE_CASES"
 
-echo "KTAP version 1"
-echo "1..${#CASES[@]}"
+. "$ROOT/tools/lib/guest-tests.sh"
+ktap_plan "${#CASES[@]}"
 
 bail() {
 	echo "Bail out! $*"
@@ -75,8 +75,6 @@ DAEMON_LOG_START=0
 DAEMON_ENV=()
 VDPA_DEVS=()
 
-. "$ROOT/tools/lib/guest-tests.sh"
-
 cleanup() {
 	local d
 	mountpoint -q "$WORK/mnt" 2>/dev/null && umount "$WORK/mnt"
@@ -91,10 +89,6 @@ cleanup() {
 	DAEMON_PID=
 }
 trap 'cleanup; rm -rf "$WORK"' EXIT
-
-show_log() {
-	[ -n "$DAEMON_LOG" ] && [ -f "$DAEMON_LOG" ] && tail -n 25 "$DAEMON_LOG" | sed 's/^/#   /'
-}
 
 # The log of the current daemon instance only (a restarted daemon appends to the same file).
 cur_log() {
@@ -112,17 +106,7 @@ start_daemon() {
 	note "${DAEMON_ENV[*]} vduse-blk --name $name $*"
 	env "${DAEMON_ENV[@]}" "$BIN" --name "$name" "$@" >>"$DAEMON_LOG" 2>&1 &
 	DAEMON_PID=$!
-	local i
-	for i in $(seq 1 200); do
-		if cur_log | grep -q "serving /dev/vduse/$name"; then
-			return 0
-		fi
-		kill -0 "$DAEMON_PID" 2>/dev/null || break
-		sleep 0.1
-	done
-	note "daemon did not come up"
-	show_log
-	return 1
+	wait_serving "$DAEMON_PID" "$DAEMON_LOG" "$DAEMON_LOG_START" "$name"
 }
 
 # stop_daemon NAME: SIGTERM, wait for a clean exit, check the device is gone.
@@ -151,17 +135,7 @@ stop_daemon() {
 
 # add_vdpa NAME: add the vDPA device; sets BLKDEV to its /dev/vdX once virtio-blk probed it.
 BLKDEV=
-add_vdpa() {
-	local name=$1
-	BLKDEV=
-	if ! vdpa dev add name "$name" mgmtdev vduse; then
-		note "vdpa dev add $name failed"
-		show_log
-		return 1
-	fi
-	VDPA_DEVS+=("$name")
-	wait_blkdev "$name"
-}
+add_vdpa() { add_blk "$1" || { show_log; return 1; }; }
 
 del_vdpa() {
 	local name=$1 d keep=()
@@ -433,13 +407,7 @@ case_vhost_vdpa_asid_suspend() {
 	# Add the device straight onto vhost_vdpa: with virtio_vdpa unloaded no other driver can
 	# take it (and this case needs no virtio_vdpa data path). virtio_vdpa comes back at the end.
 	rmmod virtio_vdpa 2>/dev/null
-	if ! vdpa dev add name "$name" mgmtdev vduse; then
-		modprobe virtio_vdpa
-		note "vdpa dev add $name failed"
-		show_log
-		return 1
-	fi
-	VDPA_DEVS+=("$name")
+	add_vdpa_dev "$name" || { modprobe virtio_vdpa; show_log; return 1; }
 	vh=
 	for i in $(seq 1 100); do
 		for m in /sys/bus/vdpa/devices/"$name"/vhost-vdpa-*; do
@@ -525,19 +493,12 @@ case_del_under_io() {
 
 # ---- main ----------------------------------------------------------------------------------
 
-failed=0
-n=0
-for c in "${CASES[@]}"; do
-	n=$((n + 1))
+after_case() {
+	cleanup
 	DAEMON_LOG=
 	DAEMON_ENV=()
-	if "case_$c"; then
-		echo "ok $n sample/$c"
-	else
-		echo "not ok $n sample/$c"
-		failed=$((failed + 1))
-	fi
-	cleanup
-done
-note "$failed of ${#CASES[@]} failed; daemon logs in $LOGDIR"
-[ $failed = 0 ]
+}
+run_cases sample after_case "${CASES[@]}"
+rc=$?
+note "daemon logs in $LOGDIR"
+exit $rc
