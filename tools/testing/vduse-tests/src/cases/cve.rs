@@ -170,8 +170,9 @@ fn control_msg_timeout(c: &mut Ctx) {
 
 /// CVE-2026-74313: `open` of a device node raced `VDUSE_DESTROY_DEV` (C dropped `vduse_lock`
 /// before taking the device's lock: a use-after-free). Two threads for 3 seconds: one creates
-/// and destroys the device, the other opens it, uses it and closes it. Every result must be one
-/// the operation may give at all; KASAN (debug kernel) and the dmesg check judge the memory.
+/// and destroys the device, the other opens it, uses it, checks that its node is still there
+/// (`DESTROY_DEV` is `EBUSY` while it is open) and closes it. Every result must be one the
+/// operation may give at all; KASAN (debug kernel) and the dmesg check judge the memory.
 fn open_vs_destroy(c: &mut Ctx) {
     let name = "t-cve13";
     let _g = DevGuard(name.to_string());
@@ -189,6 +190,17 @@ fn open_vs_destroy(c: &mut Ctx) {
                     if r.is_err() {
                         b2.lock()
                             .map(|mut b| b.push(format!("GET_FEATURES {r:?}")))
+                            .ok();
+                    }
+                    // While it is open, DESTROY_DEV is EBUSY: the node must still be there.
+                    if !std::path::Path::new("/dev/vduse").join(name).exists() {
+                        let what = "the node went away while open".to_string();
+                        b2.lock()
+                            .map(|mut b| {
+                                if !b.contains(&what) {
+                                    b.push(what)
+                                }
+                            })
                             .ok();
                     }
                     o2.fetch_add(1, Ordering::Relaxed);
