@@ -51,9 +51,11 @@ map_under_io() {
 	add_blk "$name" || rc=1
 	dev=$BLKDEV
 	if [ "$rc" = 0 ]; then
+		# The text range in hex: kernel addresses are negative in bash's signed arithmetic, and
+		# debugfs refuses a negative number for an unsigned attribute (EINVAL).
 		fi_set 0 probability && fi_set Y ignore-gfp-wait && fi_set 0 verbose &&
 			fi_set 1 interval && fi_set 1000000 times && fi_set 32 stacktrace-depth &&
-			fi_set "$((16#$lo))" require-start && fi_set "$((16#$hi + 4096))" require-end &&
+			fi_set "0x$lo" require-start && fi_set "$(printf '0x%x' $((16#$hi + 4096)))" require-end &&
 			fi_set 20 probability || { note "cannot set up failslab/fail_page_alloc"; rc=1; }
 		timeout 120 fio --name=fi --filename="$dev" --rw=randrw --bs=4k --size=16M --direct=1 \
 			--ioengine=libaio --iodepth=16 --time_based --runtime=15 --continue_on_error=all \
@@ -87,13 +89,20 @@ for m in rs c; do
 	else
 		"$bin" faults --module "$mod" | sed -u 's/^/# [c] /'
 	fi
-	if map_under_io "$mod" >"$WORK/map.out" 2>&1; then r=0; else r=1; fi
+	# On C, I/O with map failures injected hard-locks the guest (security.rst, Findings: a
+	# lockdep cycle kick_lock -> ready_lock -> the virtio-blk queue lock, closed by virtio-blk
+	# kicking under its queue lock after a failed add; then both vCPUs spin). FAULTS_MAP_ON_C=1
+	# runs it there anyway, to see that.
 	if [ "$m" = rs ]; then
+		if map_under_io "$mod" >"$WORK/map.out" 2>&1; then r=0; else r=1; fi
 		cat "$WORK/map.out"
 		[ "$r" = 0 ] && echo "ok 1 faults/map_under_io-rs" || { echo "not ok 1 faults/map_under_io-rs"; rc=1; }
-	else
+	elif [ "${FAULTS_MAP_ON_C:-0}" = 1 ]; then
+		if map_under_io "$mod" >"$WORK/map.out" 2>&1; then r=0; else r=1; fi
 		sed 's/^/# [c] /' "$WORK/map.out"
 		echo "# [c] map_under_io: $([ "$r" = 0 ] && echo passed || echo FAILED)"
+	else
+		echo "# [c] map_under_io: not run on C (it hard-locks the guest; FAULTS_MAP_ON_C=1 runs it)"
 	fi
 	vduse_unload "$m" || { echo "not ok 1 faults/unload-$m"; rc=1; }
 	if [ -w "$leak" ] && [ -e /sys/kernel/debug/failslab ]; then
