@@ -418,21 +418,17 @@ impl Vq {
     pub(crate) fn inject_irq(self: &Arc<Self>) {
         // The daemon completed requests: counted before the driver sees them.
         self.observe();
-        // Where to deliver, decided on the stored mask in place (no copy of `NR_CPUS` bits
-        // per interrupt); the lock is not held while delivering.
-        let target = {
+        // The CPU to queue on, decided on the stored mask in place (no copy of `NR_CPUS` bits
+        // per interrupt); `None`: here. The lock is not held while delivering.
+        let queue_on = {
             let mask = self.irq_affinity.lock();
             if irq_inline() && mask.contains(CpuId::current().as_u32()) {
                 None
             } else {
-                Some(mask.next_online(self.irq_cpu.load(Relaxed)))
+                mask.next_online(self.irq_cpu.load(Relaxed))
             }
         };
-        let Some(next) = target else {
-            self.deliver_irq();
-            return;
-        };
-        match next {
+        match queue_on {
             Some(cpu) => {
                 self.irq_cpu.store(cpu, Relaxed);
                 // Already queued: that run delivers this interrupt too.
