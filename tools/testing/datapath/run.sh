@@ -46,26 +46,17 @@ case_domain_lifetime() {
 # readd_cycles: the sample daemon serves one device; it is added and deleted CYCLES times.
 vmalloc_kb() { awk '/^VmallocUsed:/ { print $2 }' /proc/meminfo; }
 case_readd_cycles() {
-	local name=dp-readd log daemon cycles_ok i added found vmalloc_before vmalloc_growth
+	local name=dp-readd log daemon cycles_ok i vmalloc_before vmalloc_growth
 	log=${VM_OUT:-/tmp}/datapath-readd.log
 	"$BIN" --name $name --size 16M --queues 1 >"$log" 2>&1 &
 	daemon=$!
 	cycles_ok=1
-	for _ in $(seq 1 50); do [ -e /dev/vduse/$name ] && break; sleep 0.1; done
+	wait_until 5 test -e /dev/vduse/$name
 	vmalloc_before=
 	for i in $(seq 1 "$CYCLES"); do
-		added=0
-		for _ in $(seq 1 50); do
-			vdpa dev add name $name mgmtdev vduse 2>/dev/null && added=1 && break
-			sleep 0.1
-		done
-		[ $added = 1 ] || { echo "# cycle $i: vdpa dev add failed"; cycles_ok=0; break; }
-		found=0
-		for _ in $(seq 1 300); do
-			compgen -G "/sys/bus/vdpa/devices/$name/virtio*/block/*" >/dev/null && found=1 && break
-			sleep 0.1
-		done
-		[ $found = 1 ] || { echo "# cycle $i: no block device"; cycles_ok=0; }
+		wait_until 5 vdpa dev add name $name mgmtdev vduse 2>/dev/null ||
+			{ echo "# cycle $i: vdpa dev add failed"; cycles_ok=0; break; }
+		wait_until 30 blkdev_of $name || { echo "# cycle $i: no block device"; cycles_ok=0; }
 		vdpa dev del $name || { echo "# cycle $i: vdpa dev del failed"; cycles_ok=0; break; }
 		[ $cycles_ok = 1 ] || break
 		# Measured from the end of the first cycle: the domains exist from then on.
@@ -96,22 +87,18 @@ case_readd_cycles() {
 # VDUSE_VQ_INJECT_IRQ there, so that part runs on Rust only).
 irq_counts() { cat "/sys/kernel/debug/vduse_rs/$1/vq0_irq_cpus"; }
 case_irq_affinity() {
-	local name=dp-aff daemon aff_ok blk cpu before after delta seen d c v cpu1 inline
+	local name=dp-aff daemon aff_ok cpu before after delta seen d c v cpu1 inline
 	"$BIN" --name $name --size 16M --queues 1 >"${VM_OUT:-/tmp}/datapath-aff.log" 2>&1 &
 	daemon=$!
 	aff_ok=1
-	for _ in $(seq 1 50); do vdpa dev add name $name mgmtdev vduse 2>/dev/null && break; sleep 0.1; done
-	blk=
-	for _ in $(seq 1 300); do
-		blk=$(compgen -G "/sys/bus/vdpa/devices/$name/virtio*/block/*" | head -n1) && [ -n "$blk" ] && break
-		sleep 0.1
-	done
-	[ -n "$blk" ] || { echo "# no block device for $name"; aff_ok=0; }
+	wait_until 5 vdpa dev add name $name mgmtdev vduse 2>/dev/null
+	BLKDEV=
+	wait_until 30 blkdev_of $name || { echo "# no block device for $name"; aff_ok=0; }
 	for cpu in $(seq 0 $(($(nproc) - 1))); do
 		[ $aff_ok = 1 ] || break
 		printf '%x\n' $((1 << cpu)) >"/sys/class/vduse/$name/vq0/irq_cb_affinity" || { aff_ok=0; break; }
 		[ "$MODULE" = rs ] && before=$(irq_counts $name)
-		dd if="/dev/${blk##*/}" of=/dev/null bs=4k count=256 iflag=direct status=none || aff_ok=0
+		dd if="$BLKDEV" of=/dev/null bs=4k count=256 iflag=direct status=none || aff_ok=0
 		[ "$MODULE" = rs ] || { echo "# irq_cb_affinity cpu$cpu: 256 reads completed"; continue; }
 		after=$(irq_counts $name)
 		# Per CPU: how many callbacks ran during the reads.
@@ -142,7 +129,7 @@ case_irq_affinity() {
 			aff_ok=0
 		else
 			before=$(irq_counts $name)
-			if timeout 60 taskset -c 0 dd if="/dev/${blk##*/}" of=/dev/null bs=4k count=64 iflag=direct status=none; then
+			if timeout 60 taskset -c 0 dd if="$BLKDEV" of=/dev/null bs=4k count=64 iflag=direct status=none; then
 				echo "# irq_cb_affinity cpu1 with cpu1 offline: 64 reads completed"
 			else
 				echo "# irq_cb_affinity cpu1 with cpu1 offline: reads did not complete"
