@@ -12,23 +12,21 @@
 //! 1. [`Device::state`] (mutex);
 //! 2. [`Device::sysfs`] (mutex);
 //! 3. [`Device::domain`] (mutex);
-//! 4. [`Device::spaces`] (spinlock, interrupts disabled: the map ops take it in atomic
-//!    context, even in softirq);
-//! 5. [`Device::config`] (mutex; never with 4);
-//! 6. the locks of a [`Vq`] (spinlocks, interrupts disabled; order in [`super::vq`]).
+//! 4. [`Device::config`] (mutex; never with 3);
+//! 5. the locks of a [`Vq`] (spinlocks, interrupts disabled; order in [`super::vq`]).
 //!
 //! The message channel ([`MsgChannel`], a spinlock), the config callback slot (a spinlock,
 //! bottom halves disabled) and a domain's IOTLB lock ([`super::domain`]) are leaves: no other
 //! lock is taken while they are held, and no message is sent (which sleeps) while any lock of
-//! this list is held. `vdpa dev add` takes 1, 2, 3, 4 in that order (`init_vdpa`).
+//! this list is held. `vdpa dev add` takes 1, 2, 3 in that order (`init_vdpa`).
 //! `VDUSE_IOTLB_REG_UMEM` takes the `mmap_lock` under 3 (to pin the daemon's pages), so no op
 //! the kernel may call with the `mmap_lock` held takes 3: `set_map` (vhost-vdpa holds it) finds
-//! its domain through 4 only, and creates it ([`Device::create_space`]) with no lock held before
-//! installing it under 4, and without the CPU hotplug lock, which the kernel takes before locks
-//! that come before the `mmap_lock`. The mutexes are taken in process context only; `kick_vq` and the
-//! map ops, which may run in atomic context, take none of them (`kick_vq` takes only the
-//! virtqueue's kick lock; the map ops take 4 briefly to find a domain, then the domain's own
-//! leaf locks).
+//! its domain in the bound device's [`Spaces`] and creates it there (`Bound::create_space`),
+//! without the CPU hotplug lock, which the kernel takes before locks that come before the
+//! `mmap_lock`. The mutexes are taken in process context only; `kick_vq` and the map ops,
+//! which may run in atomic context, take none of them (`kick_vq` takes only the virtqueue's
+//! kick lock; the map ops find their domain without a lock, then take the domain's own leaf
+//! locks).
 
 use super::{
     api::{
@@ -36,8 +34,8 @@ use super::{
         Features, //
     },
     domain::{
-        AddressSpace,
-        Domain, //
+        Domain,
+        Spaces, //
     },
     msg::MsgChannel,
     ring::Role,
@@ -46,18 +44,13 @@ use super::{
 use crate::{
     ffi,
     kapi::{
-        cdev::Class,
-        iova::{Caching, IovaCache},
-        kstrtox::parse_u32,
-        module_ref::ModuleRef,
-        vdpa::CallbackSlot,
+        cdev::Class, iova::IovaCache, kstrtox::parse_u32, module_ref::ModuleRef, vdpa::CallbackSlot,
     },
     uapi,
 };
 use kernel::{
-    alloc::KVVec,
     fs::File,
-    new_mutex, new_spinlock_irq,
+    new_mutex,
     page::PAGE_SIZE,
     prelude::*,
     sync::{
@@ -67,8 +60,7 @@ use kernel::{
             Relaxed, //
         },
         Arc,
-        Mutex,
-        SpinLockIrq, //
+        Mutex, //
     },
     time::{
         Instant,
@@ -131,6 +123,11 @@ struct DomainState {
     /// The IOVA domains are in use (from a successful `vdpa dev add` on): `bounce_size` is
     /// frozen.
     created: bool,
+    /// The address spaces (`dev->as[]`): `None` until the first `vdpa dev add`, which makes
+    /// them (space 0 then, the others on first use); kept across `vdpa dev del` and reused by
+    /// the next add, replaced only by an add after `bounce_size` changed. The bound vDPA
+    /// device holds them too (`Bound`), for the ops that must not take this mutex.
+    spaces: Option<Arc<Spaces>>,
 }
 
 /// Most entries an address space's IOTLB holds (bounce region, coherent buffers and the
@@ -194,12 +191,6 @@ pub(crate) struct Device {
     state: Mutex<State>,
     #[pin]
     domain: Mutex<DomainState>,
-    /// The address spaces, one IOVA domain each (`dev->as[]`); empty until the first
-    /// `vdpa dev add`, which creates address space 0; the others are created on first use
-    /// ([`Device::create_space`]), `None` until then. IRQ-safe: the map ops look a domain up
-    /// in atomic context.
-    #[pin]
-    spaces: SpinLockIrq<KVVec<Option<AddressSpace>>>,
     /// The address space of each virtqueue group (`groups[i].as`), switched by
     /// `set_group_asid`.
     groups: KVec<Atomic<u32>>,
@@ -277,10 +268,10 @@ impl Device {
                     DomainState {
                         bounce_size: DEFAULT_BOUNCE_SIZE,
                         created: false,
+                        spaces: None,
                     },
                     "Device::domain"
                 ),
-                spaces <- new_spinlock_irq!(KVVec::new(), "Device::spaces"),
                 groups,
                 config <- new_mutex!(config, "Device::config"),
                 msgs <- MsgChannel::new(),
@@ -411,109 +402,29 @@ impl Device {
         Ok(())
     }
 
-    /// The domain of address space `asid` (checked by the caller) and its file, once the
-    /// domains are in use. `EINVAL` for an address space not created yet: it has no mapping,
-    /// and every lookup in an empty domain is `EINVAL`.
-    ///
-    /// The three lookups differ in the locks they take, which is in their names: this one takes
-    /// [`Device::domain`] then [`Device::spaces`] (process context, never under the
-    /// `mmap_lock`: the ioctls); [`Device::domain_locked`] is for a caller holding
-    /// [`Device::domain`]; [`Device::domain_atomic`] takes only [`Device::spaces`] (any context:
-    /// the map ops, and ops called with the `mmap_lock` held).
+    /// The domain of address space `asid` and its file, once the domains are in use.
+    /// `EINVAL` for an address space not created yet: it has no mapping, and every lookup in
+    /// an empty domain is `EINVAL`. Takes [`Device::domain`] (process context, never under the
+    /// `mmap_lock`: the ioctls); [`Device::domain_locked`] is for a caller holding it.
     fn space_in_use(&self, asid: u32) -> Result<(Arc<Domain>, ARef<File>)> {
         let d = self.domain.lock();
-        if !d.created {
-            return Err(EINVAL);
-        }
-        let spaces = self.spaces.lock();
-        let s = spaces
-            .get(asid as usize)
-            .and_then(Option::as_ref)
+        let s = d
+            .spaces
+            .as_ref()
+            .filter(|_| d.created)
+            .and_then(|s| s.get(asid))
             .ok_or(EINVAL)?;
         Ok((s.domain.clone(), s.file.clone()))
     }
 
-    /// The domain of virtqueue group `group`, for a map op (atomic context: takes only the
-    /// IRQ-safe [`Device::spaces`]).
-    fn group_domain(&self, group: u32) -> Result<Arc<Domain>> {
-        let asid = self.groups.get(group as usize).ok_or(EINVAL)?.load(Relaxed);
-        self.domain_atomic(asid)
-    }
-
-    /// The domain of address space `asid`, taking only [`Device::spaces`] (any context): for the
-    /// ops that run while the device is on the bus, some with locks of their callers held
-    /// (vhost-vdpa calls `set_map` with the `mmap_lock`, which `reg_umem` takes under
-    /// [`Device::domain`]).
-    fn domain_atomic(&self, asid: u32) -> Result<Arc<Domain>> {
-        let spaces = self.spaces.lock();
-        let s = spaces
-            .get(asid as usize)
-            .and_then(Option::as_ref)
-            .ok_or(EINVAL)?;
-        Ok(s.domain.clone())
-    }
-
-    /// The domain of address space `asid`, created now if it was not yet (process context;
-    /// called with the `mmap_lock` held by vhost-vdpa's `set_map`, so it takes no mutex of
-    /// this device, nor the CPU hotplug lock (its IOVA allocators have no per-CPU caches,
-    /// [`Caching::None`]): it allocates with no lock held and installs the new space under
-    /// [`Device::spaces`], dropping its own if another thread installed one first).
-    ///
-    /// Address spaces other than 0 are created on first use rather than by `vdpa dev add`
-    /// (C creates all `nas` at once: two IOVA domains with per-CPU caches each, so a device
-    /// with `nas` near 0xffff could not be added; `Documentation/differences.rst`, D3).
-    ///
-    /// # Errors
-    ///
-    /// `EINVAL` (`asid` out of range, or the device was never added), `ENOMEM`.
-    pub(crate) fn create_space(&self, asid: u32) -> Result<Arc<Domain>> {
-        let bounce_size = {
-            let spaces = self.spaces.lock();
-            match spaces.get(asid as usize).ok_or(EINVAL)? {
-                Some(s) => return Ok(s.domain.clone()),
-                // Every address space has the bounce size of space 0 (created by the add).
-                None => spaces
-                    .first()
-                    .and_then(Option::as_ref)
-                    .ok_or(EINVAL)?
-                    .domain
-                    .bounce_size(),
-            }
-        };
-        // Without per-CPU caches: registering them takes the CPU hotplug lock, which must not
-        // be taken under the `mmap_lock` (`Caching`). Spaces other than 0 serve vhost-vdpa,
-        // which maps its own IOVAs: their allocators serve only a driver's map ops after a
-        // `set_group_asid`.
-        let mut new = Some(AddressSpace::new(
-            bounce_size,
-            max_iotlb_entries()?,
-            Caching::None,
-            &self.iova_cache,
-        )?);
-        let domain = {
-            let mut spaces = self.spaces.lock();
-            let slot = spaces.get_mut(asid as usize).ok_or(EINVAL)?;
-            if slot.is_none() {
-                *slot = new.take();
-            }
-            slot.as_ref().ok_or(EINVAL)?.domain.clone()
-        };
-        // A space another thread installed first: ours goes, outside the spinlock.
-        drop(new);
-        Ok(domain)
-    }
-
     /// The domain of address space `asid` while `d` (the [`Device::domain`] guard the caller
-    /// holds) says the domains are in use; takes [`Device::spaces`] under it.
+    /// holds) says the domains are in use.
     fn domain_locked(&self, d: &DomainState, asid: u32) -> Option<Arc<Domain>> {
-        if !d.created {
-            return None;
-        }
-        self.spaces
-            .lock()
-            .get(asid as usize)
-            .and_then(Option::as_ref)
-            .map(|s| s.domain.clone())
+        d.spaces
+            .as_ref()
+            .filter(|_| d.created)
+            .and_then(|s| s.domain(asid))
+            .cloned()
     }
 
     /// The device node was closed: user memory registered through it is deregistered (the

@@ -20,12 +20,15 @@
 //!
 //! To avoid deadlocks, locks are taken in the order:
 //!
-//! 1. [`Domain::maps`] (spinlock, interrupts disabled everywhere: the map ops take it in
+//! 1. [`Spaces::filling`] (mutex, process context: creating an address space on first use;
+//!    vhost-vdpa's `set_map` takes it with the `mmap_lock` held);
+//! 2. [`Domain::maps`] (spinlock, interrupts disabled everywhere: the map ops take it in
 //!    atomic context, even in softirq).
 //!
-//! It is a leaf, taken under [`super::device`]'s `Device::spaces` (`vdpa dev add`, reset). The
-//! IOVA allocators lock internally (interrupts disabled); the bounce table's switch lock
-//! (`kapi::bounce`, an IRQ-safe rwlock) is a leaf of its own, never held with this one.
+//! Neither is taken under the other: 1 only guards the allocation of a new domain, and 2 is a
+//! leaf. The IOVA allocators lock internally (interrupts disabled); the bounce table's switch
+//! lock (`kapi::bounce`, an IRQ-safe rwlock) is a leaf of its own, never held with 2. Finding
+//! a domain takes no lock ([`Spaces`]).
 //!
 //! A domain lives as long as the device holds it or a file or mapping of it exists: the domain
 //! file's private data is an `Arc<Domain>`, and a mapping holds its file.
@@ -56,11 +59,12 @@ use crate::kapi::{
 };
 use core::ptr::NonNull;
 use kernel::{
+    alloc::KVVec,
     bindings::gfp_t,
     dma::DataDirection,
     fs::File,
     mm::virt::VmaNew,
-    new_spinlock_irq,
+    new_mutex, new_spinlock_irq,
     page::{
         PAGE_SHIFT,
         PAGE_SIZE, //
@@ -74,6 +78,8 @@ use kernel::{
         },
         Arc,
         ArcBorrow,
+        Mutex,
+        SetOnce,
         SpinLockIrq, //
     },
     transmute::{
@@ -574,6 +580,86 @@ impl AddressSpace {
     }
 }
 
+/// The address spaces of a device, `nas` slots: space 0 from the start, the others filled on
+/// first use ([`Spaces::fill`]). A slot, once filled, is never emptied or replaced (a device
+/// whose domains must change gets a new `Spaces`), so it is read without a lock or a
+/// reference count, in any context: the map ops borrow a domain from it.
+///
+/// To avoid deadlocks, locks are taken in the order:
+///
+/// 1. [`Spaces::filling`] (mutex): serializes the filling of slots only (so that a filler
+///    never sees a slot another thread is writing, which [`SetOnce`] would report empty). It
+///    is taken with the `mmap_lock` held (vhost-vdpa's `set_map`), so no lock that comes
+///    before the `mmap_lock` is taken under it: it allocates a domain and its file, nothing
+///    more.
+#[pin_data]
+pub(crate) struct Spaces {
+    slots: KVVec<SetOnce<AddressSpace>>,
+    #[pin]
+    filling: Mutex<()>,
+}
+
+impl Spaces {
+    /// `nas` address spaces, the first of them `first`.
+    ///
+    /// # Errors
+    ///
+    /// `EINVAL` if `nas` is 0, `ENOMEM`.
+    pub(crate) fn new(nas: u32, first: AddressSpace) -> Result<Arc<Self>> {
+        let mut slots = KVVec::with_capacity(nas as usize, GFP_KERNEL)?;
+        for _ in 0..nas {
+            slots.push(SetOnce::new(), GFP_KERNEL)?;
+        }
+        // Empty: it cannot be populated already.
+        let _ = slots.first().ok_or(EINVAL)?.populate(first);
+        Arc::pin_init(
+            try_pin_init!(Self {
+                slots,
+                filling <- new_mutex!((), "Spaces::filling"),
+            }),
+            GFP_KERNEL,
+        )
+    }
+
+    /// Address space `asid`, if it exists (any context).
+    pub(crate) fn get(&self, asid: u32) -> Option<&AddressSpace> {
+        self.slots.get(asid as usize)?.as_ref()
+    }
+
+    /// The domain of address space `asid`, if it exists (any context).
+    pub(crate) fn domain(&self, asid: u32) -> Option<&Arc<Domain>> {
+        self.get(asid).map(|s| &s.domain)
+    }
+
+    /// The address spaces that exist (any context).
+    pub(crate) fn iter(&self) -> impl Iterator<Item = &AddressSpace> {
+        self.slots.iter().filter_map(SetOnce::as_ref)
+    }
+
+    /// Address space `asid`, made by `make` now if it does not exist yet. Process context
+    /// (takes [`Spaces::filling`] if the slot is empty).
+    ///
+    /// # Errors
+    ///
+    /// `EINVAL` if `asid` is out of range; the errors of `make`.
+    pub(crate) fn fill(
+        &self,
+        asid: u32,
+        make: impl FnOnce() -> Result<AddressSpace>,
+    ) -> Result<&AddressSpace> {
+        let slot = self.slots.get(asid as usize).ok_or(EINVAL)?;
+        if let Some(s) = slot.as_ref() {
+            return Ok(s);
+        }
+        let _filling = self.filling.lock();
+        if slot.as_ref().is_none() {
+            // Only fillers populate a slot, one at a time: it is still empty.
+            let _ = slot.populate(make()?);
+        }
+        slot.as_ref().ok_or(EINVAL)
+    }
+}
+
 #[kunit_tests(vduse_rs_domain)]
 mod tests {
     use super::*;
@@ -627,6 +713,36 @@ mod tests {
             d.free_coherent(iova, size);
         }
         assert!(d.lookup(0, u64::MAX).is_none());
+        Ok(())
+    }
+
+    /// Address spaces: 0 from the start, another filled once (a second fill returns the first
+    /// one's domain without making another), none out of range.
+    #[test]
+    fn spaces_fill_once() -> Result {
+        let cache = IovaCache::get()?;
+        let make = || AddressSpace::new(1 << 20, 16, Caching::None, &cache);
+        let spaces = Spaces::new(3, make()?)?;
+        assert!(spaces.get(0).is_some());
+        assert!(spaces.get(1).is_none());
+        assert_eq!(spaces.iter().count(), 1);
+        let first: *const Domain = &*spaces.fill(1, make)?.domain;
+        let mut made = false;
+        let again: *const Domain = &*spaces
+            .fill(1, || {
+                made = true;
+                make()
+            })?
+            .domain;
+        assert!(!made);
+        assert!(core::ptr::eq(first, again));
+        assert_eq!(spaces.iter().count(), 2);
+        assert!(spaces.fill(3, make).is_err());
+        assert!(spaces.domain(3).is_none());
+        // A failed make leaves the slot empty, for the next fill.
+        assert_eq!(spaces.fill(2, || Err(ENOMEM)).err(), Some(ENOMEM));
+        assert!(spaces.get(2).is_none());
+        assert!(Spaces::new(0, make()?).is_err());
         Ok(())
     }
 

@@ -16,7 +16,11 @@ use super::{
 };
 use crate::{
     driver::{
-        domain::AddressSpace,
+        domain::{
+            AddressSpace,
+            Domain,
+            Spaces, //
+        },
         vq::Vq, //
     },
     kapi::{
@@ -44,7 +48,6 @@ use crate::{
 };
 use core::ptr::NonNull;
 use kernel::{
-    alloc::KVVec,
     bindings::gfp_t,
     dma::DataDirection,
     page::PAGE_SIZE,
@@ -74,7 +77,7 @@ impl Device {
 
     /// Allocates the vDPA device (`vduse_dev_init_vdpa`) and puts the IOVA domains in use,
     /// creating address space 0 on the first add (the others on first use,
-    /// [`Device::create_space`]; each has `bounce_size / nas` bytes of bounce space, as in C);
+    /// [`Bound::create_space`]; each has `bounce_size / nas` bytes of bounce space, as in C);
     /// returns the device and whether the domains were not in use before (to undo if
     /// registration fails).
     ///
@@ -98,44 +101,43 @@ impl Device {
         let node = sysfs.as_ref().ok_or(ENODEV)?.node().as_ref();
         let mut d = self.domain.lock();
         let per_space = d.bounce_size.checked_div(self.nas).ok_or(EINVAL)? as usize;
-        let stale = {
-            let spaces = self.spaces.lock();
-            spaces
-                .first()
-                .and_then(Option::as_ref)
-                .is_none_or(|s| s.domain.bounce_size() != per_space.div_ceil(PAGE_SIZE) * PAGE_SIZE)
-        };
-        if stale {
+        let size = per_space.div_ceil(PAGE_SIZE) * PAGE_SIZE;
+        let spaces = match &d.spaces {
+            Some(s) if s.domain(0).is_some_and(|d0| d0.bounce_size() == size) => {
+                for s in s.iter() {
+                    s.domain.reset_bounce_map();
+                    // Emptying cannot fail.
+                    let _ = s.domain.set_consumer_maps(KVec::new());
+                }
+                s.clone()
+            }
             // First add, or `bounce_size` changed after a failed one: space 0 now, the others
-            // on first use.
-            let mut fresh = KVVec::with_capacity(self.nas as usize, GFP_KERNEL)?;
-            fresh.push(
-                Some(AddressSpace::new(
+            // on first use. Unbound, so no op uses the old ones.
+            _ => {
+                let first = AddressSpace::new(
                     per_space,
                     super::max_iotlb_entries()?,
                     Caching::PerCpu,
                     &self.iova_cache,
-                )?),
-                GFP_KERNEL,
-            )?;
-            for _ in 1..self.nas {
-                fresh.push(None, GFP_KERNEL)?;
+                )?;
+                let s = Spaces::new(self.nas, first)?;
+                d.spaces = Some(s.clone());
+                s
             }
-            let old = core::mem::replace(&mut *self.spaces.lock(), fresh);
-            drop(old);
-        } else {
-            for s in self.spaces.lock().iter().flatten() {
-                s.domain.reset_bounce_map();
-                // Emptying cannot fail.
-                let _ = s.domain.set_consumer_maps(KVec::new());
-            }
-        }
-        // The device holds a reference on `self` until `free`.
+        };
+        let bound = Arc::new(
+            Bound {
+                dev: self.clone(),
+                spaces,
+            },
+            GFP_KERNEL,
+        )?;
+        // The vDPA device holds `bound` (and so `self`) until `free`.
         let (ngroups, nas) = (self.ngroups, self.nas);
         let vdpa = if self.vduse_features.suspend() {
-            VdpaDevice::alloc::<Ops<true>>(node, mdev, name, ngroups, nas, self.clone())
+            VdpaDevice::alloc::<Ops<true>>(node, mdev, name, ngroups, nas, bound)
         } else {
-            VdpaDevice::alloc::<Ops<false>>(node, mdev, name, ngroups, nas, self.clone())
+            VdpaDevice::alloc::<Ops<false>>(node, mdev, name, ngroups, nas, bound)
         }?;
         st.bound = true;
         // From here on `bounce_size` is frozen.
@@ -166,6 +168,68 @@ impl Device {
         self.request(r).map(|_| ())
     }
 
+    /// `VDUSE_DEV_INJECT_CONFIG_IRQ`, after [`Device::check_irq_allowed`].
+    pub(crate) fn inject_config_irq(&self) {
+        self.config_cb.call(|| ());
+    }
+}
+
+/// A VDUSE device while it is on the vDPA bus: what the vDPA device holds (its ops' `this`),
+/// from `vdpa dev add` until the `free` op.
+///
+/// The address spaces are held here as well as in [`Device`]'s domain state: they cannot
+/// change while the device is bound (they are replaced only by an add), so the ops find a
+/// domain here without a lock or a reference count, in any context.
+pub(crate) struct Bound {
+    dev: Arc<Device>,
+    spaces: Arc<Spaces>,
+}
+
+impl core::ops::Deref for Bound {
+    type Target = Device;
+
+    fn deref(&self) -> &Device {
+        &self.dev
+    }
+}
+
+impl Bound {
+    /// The domain of virtqueue group `group`, for a map op. Any context: takes no lock.
+    fn group_domain(&self, group: u32) -> Result<&Arc<Domain>> {
+        let asid = self.groups.get(group as usize).ok_or(EINVAL)?.load(Relaxed);
+        self.spaces.domain(asid).ok_or(EINVAL)
+    }
+
+    /// The domain of address space `asid`, created now if it was not yet (process context;
+    /// called with the `mmap_lock` held by vhost-vdpa's `set_map`, so it takes no mutex of
+    /// the device, nor the CPU hotplug lock: its IOVA allocators have no per-CPU caches,
+    /// [`Caching::None`]).
+    ///
+    /// Address spaces other than 0 are created on first use rather than by `vdpa dev add`
+    /// (C creates all `nas` at once: two IOVA domains with per-CPU caches each, so a device
+    /// with `nas` near 0xffff could not be added; `Documentation/differences.rst`, D3).
+    ///
+    /// # Errors
+    ///
+    /// `EINVAL` (`asid` out of range), `ENOMEM`.
+    fn create_space(&self, asid: u32) -> Result<&Arc<Domain>> {
+        // Every address space has the bounce size of space 0 (created by the add).
+        let bounce_size = self.spaces.domain(0).ok_or(EINVAL)?.bounce_size();
+        // Without per-CPU caches: registering them takes the CPU hotplug lock, which must not
+        // be taken under the `mmap_lock` (`Caching`). Spaces other than 0 serve vhost-vdpa,
+        // which maps its own IOVAs: their allocators serve only a driver's map ops after a
+        // `set_group_asid`.
+        let s = self.spaces.fill(asid, || {
+            AddressSpace::new(
+                bounce_size,
+                super::max_iotlb_entries()?,
+                Caching::None,
+                &self.iova_cache,
+            )
+        })?;
+        Ok(&s.domain)
+    }
+
     /// `vduse_dev_reset`.
     fn reset_local(&self) {
         {
@@ -178,18 +242,13 @@ impl Device {
         self.suspended.store(false, Relaxed);
         self.config_cb.clear();
         // The bounce region's IOTLB entry goes; the coherent buffers are the driver's to free.
-        for s in self.spaces.lock().iter().flatten() {
+        for s in self.spaces.iter() {
             s.domain.reset_bounce_map();
         }
         for vq in self.vqs.iter() {
             vq.reset();
             vq.flush_kicks();
         }
-    }
-
-    /// `VDUSE_DEV_INJECT_CONFIG_IRQ`, after [`Device::check_irq_allowed`].
-    pub(crate) fn inject_config_irq(&self) {
-        self.config_cb.call(|| ());
     }
 }
 
@@ -200,7 +259,7 @@ pub(crate) struct Ops<const SUSPEND: bool>;
 
 #[vtable]
 impl<const SUSPEND: bool> ConfigOps for Ops<SUSPEND> {
-    type Ptr = Arc<Device>;
+    type Ptr = Arc<Bound>;
 
     const HAS_SUSPEND: bool = SUSPEND;
 
@@ -231,7 +290,7 @@ impl<const SUSPEND: bool> ConfigOps for Ops<SUSPEND> {
     /// so it takes no sleeping lock. Once orphaned, a kick queues the drain work.
     fn kick_vq(this: Borrowed<'_, Self>, idx: u16) {
         if this.vq_at(idx).is_some_and(|vq| vq.kick()) {
-            this.queue_drain();
+            this.dev.as_arc_borrow().queue_drain();
         }
     }
 
@@ -263,7 +322,7 @@ impl<const SUSPEND: bool> ConfigOps for Ops<SUSPEND> {
         // module parameter turned that off).
         let track = ready && crate::module_parameters::orphan_drain.value() != 0;
         match track.then(|| this.group_domain(vq.group())) {
-            Some(Ok(domain)) => vq.track(domain, this.packed()),
+            Some(Ok(domain)) => vq.track(domain.clone(), this.packed()),
             _ => vq.untrack(),
         }
     }
@@ -404,7 +463,7 @@ impl<const SUSPEND: bool> ConfigOps for Ops<SUSPEND> {
         // Not `space()`: vhost-vdpa holds the `mmap_lock` here (see the lock order). An
         // address space never used has no mapping to clear, so an empty map does not create it.
         let domain = if maps.is_empty() {
-            this.domain_atomic(asid).ok()
+            this.spaces.domain(asid)
         } else {
             Some(this.create_space(asid)?)
         };
@@ -467,7 +526,7 @@ impl<const SUSPEND: bool> ConfigOps for Ops<SUSPEND> {
     }
 
     /// `free`: the vDPA core releases the vDPA device; the VDUSE device is off the bus.
-    fn free(this: Arc<Device>) {
+    fn free(this: Arc<Bound>) {
         this.state.lock().bound = false;
         this.end_orphan();
     }
