@@ -34,6 +34,7 @@ use super::{
         Features, //
     },
     domain::{
+        AddressSpace,
         Domain,
         Spaces, //
     },
@@ -44,7 +45,11 @@ use super::{
 use crate::{
     ffi,
     kapi::{
-        cdev::Class, iova::IovaCache, kstrtox::parse_u32, module_ref::ModuleRef, vdpa::CallbackSlot,
+        cdev::Class,
+        iova::IovaCache,
+        kstrtox::parse_u32,
+        module_ref::ModuleRef,
+        vdpa::CallbackSlot, //
     },
     uapi,
 };
@@ -405,26 +410,23 @@ impl Device {
     /// The domain of address space `asid` and its file, once the domains are in use.
     /// `EINVAL` for an address space not created yet: it has no mapping, and every lookup in
     /// an empty domain is `EINVAL`. Takes [`Device::domain`] (process context, never under the
-    /// `mmap_lock`: the ioctls); [`Device::domain_locked`] is for a caller holding it.
+    /// `mmap_lock`: the ioctls).
     fn space_in_use(&self, asid: u32) -> Result<(Arc<Domain>, ARef<File>)> {
         let d = self.domain.lock();
-        let s = d
-            .spaces
-            .as_ref()
-            .filter(|_| d.created)
-            .and_then(|s| s.get(asid))
-            .ok_or(EINVAL)?;
+        let s = Self::space_locked(&d, asid).ok_or(EINVAL)?;
         Ok((s.domain.clone(), s.file.clone()))
     }
 
     /// The domain of address space `asid` while `d` (the [`Device::domain`] guard the caller
     /// holds) says the domains are in use.
     fn domain_locked(&self, d: &DomainState, asid: u32) -> Option<Arc<Domain>> {
-        d.spaces
-            .as_ref()
-            .filter(|_| d.created)
-            .and_then(|s| s.domain(asid))
-            .cloned()
+        Self::space_locked(d, asid).map(|s| s.domain.clone())
+    }
+
+    /// Address space `asid` of `d` (the [`Device::domain`] guard), if the domains are in use
+    /// and it exists.
+    fn space_locked(d: &DomainState, asid: u32) -> Option<&AddressSpace> {
+        d.spaces.as_ref().filter(|_| d.created)?.get(asid)
     }
 
     /// The device node was closed: user memory registered through it is deregistered (the

@@ -202,8 +202,8 @@ impl Bound {
 
     /// The domain of address space `asid`, created now if it was not yet (process context;
     /// called with the `mmap_lock` held by vhost-vdpa's `set_map`, so it takes no mutex of
-    /// the device, nor the CPU hotplug lock: its IOVA allocators have no per-CPU caches,
-    /// [`Caching::None`]).
+    /// the device, only [`Spaces`]' creation mutex, and not the CPU hotplug lock: its IOVA
+    /// allocators have no per-CPU caches, [`Caching::None`]).
     ///
     /// Address spaces other than 0 are created on first use rather than by `vdpa dev add`
     /// (C creates all `nas` at once: two IOVA domains with per-CPU caches each, so a device
@@ -460,8 +460,9 @@ impl<const SUSPEND: bool> ConfigOps for Ops<SUSPEND> {
         if asid >= this.nas {
             return Err(EINVAL);
         }
-        // Not `space()`: vhost-vdpa holds the `mmap_lock` here (see the lock order). An
-        // address space never used has no mapping to clear, so an empty map does not create it.
+        // From the bound device's spaces, not through `Device::domain`: vhost-vdpa holds the
+        // `mmap_lock` here (see the lock order). An address space never used has no mapping to
+        // clear, so an empty map does not create it.
         let domain = if maps.is_empty() {
             this.spaces.domain(asid)
         } else {
