@@ -11,6 +11,8 @@
 #   rs-blk    the same on vduse_rs.ko
 #   rsni-blk  the same on vduse_rs.ko irq_inline=0 (every interrupt through a work item, as C)
 #   rsnt-blk  the same on vduse_rs.ko orphan_drain=0 (no ring tracking at kicks and interrupts)
+#   rsb-blk   the same on the vduse_rs.ko of another revision (BENCH_BASE; VDUSE_RS_KO_BASE):
+#             an A/B of a change, both modules in the same boot
 #   ublk      rublk's null target (ublk_drv)
 #   nbd       qemu-storage-daemon --export type=nbd (null-co) + nbd-client, one connection
 #
@@ -28,7 +30,7 @@
 # Environment: BENCH_ROUNDS (5), BENCH_RUNTIME (seconds measured per run, 2), BENCH_RAMP (1),
 # BENCH_GROUPS (the driver groups, "c rs rsni rsnt ublk nbd"), BENCH_PROFILES (the block profiles,
 # all), BENCH_NET (1: the net devices too), VDUSE_RS_KO (the vduse_rs.ko built for this kernel),
-# RUBLK (rublk's path).
+# VDUSE_RS_KO_BASE (the base revision's, for the rsb group), RUBLK (rublk's path).
 set -uo pipefail
 : "${VDUSE_RS_ROOT:?}" "${VM_OUT:?}"
 . "$VDUSE_RS_ROOT/tools/lib/vduse-module.sh"
@@ -77,7 +79,7 @@ group_devices() {
 	c | rs) echo "$1-qsd $1-blk$([ "${BENCH_NET:-1}" = 1 ] && echo " $1-net")" ;;
 	# Without inline interrupts: our daemons only (the time limit of `make bench`).
 	rsni) echo "rsni-blk$([ "${BENCH_NET:-1}" = 1 ] && echo " rsni-net")" ;;
-	rsnt) echo "rsnt-blk" ;;
+	rsnt | rsb) echo "$1-blk" ;;
 	ublk | nbd) echo "$1" ;;
 	*) return 1 ;;
 	esac
@@ -89,6 +91,7 @@ group_load() {
 	rs) vduse_load rs ;;
 	rsni) vduse_load rs irq_inline=0 ;;
 	rsnt) vduse_load rs orphan_drain=0 ;;
+	rsb) VDUSE_RS_KO=${VDUSE_RS_KO_BASE:?the rsb group needs VDUSE_RS_KO_BASE} vduse_load rs ;;
 	ublk) modprobe ublk_drv ;;
 	nbd) modprobe nbd nbds_max=1 ;;
 	esac
@@ -97,7 +100,7 @@ group_load() {
 group_unload() {
 	case $1 in
 	c) vduse_unload c ;;
-	rs | rsni | rsnt) vduse_unload rs ;;
+	rs | rsni | rsnt | rsb) vduse_unload rs ;;
 	ublk) modprobe -r ublk_drv ;;
 	nbd) modprobe -r nbd ;;
 	esac

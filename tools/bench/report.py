@@ -34,6 +34,7 @@ DEVICES = {
     "rs-blk": "vduse-blk (ours) on vduse_rs.ko",
     "rsni-blk": "vduse-blk (ours) on vduse_rs.ko irq_inline=0",
     "rsnt-blk": "vduse-blk (ours) on vduse_rs.ko orphan_drain=0",
+    "rsb-blk": "vduse-blk (ours) on vduse_rs.ko of the base revision (BENCH_BASE)",
     "ublk": "ublk (rublk null)",
     "nbd": "NBD (QSD null-co, 1 connection)",
 }
@@ -43,6 +44,8 @@ PAIRS = [
     ("vduse-blk: vduse_rs / C", "rs-blk", "c-blk"),
     ("vduse-blk: irq_inline=0 / C (the port alone)", "rsni-blk", "c-blk"),
     ("vduse-blk: orphan_drain=0 / C (no ring tracking)", "rsnt-blk", "c-blk"),
+    ("vduse-blk: this tree / the base revision (A/B)", "rs-blk", "rsb-blk"),
+    ("vduse-blk: the base revision / C", "rsb-blk", "c-blk"),
 ]
 NET_PROFILES = {"tcp-stream": "TCP stream", "tcp-rr64": "TCP request/response, 64 bytes"}
 NET_PAIRS = [
@@ -167,7 +170,9 @@ def main():
           f"{meta['cpu']}, guest {meta['guest']}. {meta['rounds']} rounds after a discarded "
           f"warm-up, the order of the drivers reversed every other round; fio "
           f"{meta['runtime']} s per run after a {meta['ramp']} s ramp; libaio, O_DIRECT. Every "
-          f"device has a null backend (1 GiB, 2 queues). `make bench` wrote this.", "",
+          f"device has a null backend (1 GiB, 2 queues). `make bench` wrote this" +
+          (f"; the A/B's base revision (`BENCH_BASE`) is `{meta['base']}`." if meta.get("base")
+           else "."), "",
           "**Under TCG the absolute numbers mean little** (every instruction is emulated); "
           "the ratios between devices measured in the same boot, round by round, are what to "
           "read. Latency is fio's total latency (`lat_ns`: submission + completion) unless "
@@ -232,13 +237,16 @@ def main():
         return
     fig, (ax1, ax2) = plt.subplots(2, 1, figsize=(11, 9))
     x = range(len(profiles))
-    w = 0.8 / len(PAIRS)
-    for i, (label, num, den) in enumerate(PAIRS):
+    # Only the pairs this run measured (the A/B pairs need BENCH_BASE).
+    pairs = [(label, num, den) for label, num, den in PAIRS
+             if any(ratios[f"{num}/{den}/{p}"]["iops"] for p in profiles)]
+    w = 0.8 / max(len(pairs), 1)
+    for i, (label, num, den) in enumerate(pairs):
         rs = [ratios[f"{num}/{den}/{p}"]["iops"] for p in profiles]
         med = [r["median"] if r else 0 for r in rs]
         err = [[(r["median"] - r["min"]) if r else 0 for r in rs],
                [(r["max"] - r["median"]) if r else 0 for r in rs]]
-        ax1.bar([j + (i - (len(PAIRS) - 1) / 2) * w for j in x], med, w, yerr=err, capsize=3,
+        ax1.bar([j + (i - (len(pairs) - 1) / 2) * w for j in x], med, w, yerr=err, capsize=3,
                 label=label)
     ax1.axhline(1.0, color="black", linewidth=0.8)
     ax1.set_xticks(list(x), [PROFILES[p] for p in profiles])
