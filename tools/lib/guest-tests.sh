@@ -12,9 +12,11 @@ ktap_plan() {
 	echo "1..$1"
 }
 
-# show_log: the last lines of the current daemon's log ($DAEMON_LOG), as comments.
+# show_log [LOG]: the last lines of LOG (default: the current daemon's, $DAEMON_LOG), as
+# comments.
 show_log() {
-	[ -n "${DAEMON_LOG:-}" ] && [ -f "$DAEMON_LOG" ] && tail -n 25 "$DAEMON_LOG" | sed 's/^/#   /'
+	local log=${1:-${DAEMON_LOG:-}}
+	[ -n "$log" ] && [ -f "$log" ] && tail -n 25 "$log" | sed 's/^/#   /'
 }
 
 # wait_until SECONDS COMMAND...: poll COMMAND every 0.1 s until it succeeds; fail after SECONDS.
@@ -148,7 +150,7 @@ wait_serving() {
 		sleep 0.1
 	done
 	note "the daemon did not come up (no \"serving /dev/vduse/$name\" in $log)"
-	tail -n 25 "$log" 2>/dev/null | sed 's/^/#   /'
+	show_log "$log"
 	return 1
 }
 

@@ -75,17 +75,39 @@ map_under_io() {
 	return $rc
 }
 
-rc=0
+# point OK NAME: the next KTAP test point, passed if OK is 0 (a failure also sets rc).
+rc=0 npoint=0
+echo "KTAP version 1"
+point() {
+	npoint=$((npoint + 1))
+	if [ "$1" = 0 ]; then
+		echo "ok $npoint faults/$2"
+	else
+		echo "not ok $npoint faults/$2"
+		rc=1
+	fi
+}
+
 for m in rs c; do
 	mod=$(vduse_modname "$m")
 	[ -w "$leak" ] && echo scan >"$leak" && echo clear >"$leak"
 	if ! vduse_load "$m"; then
-		echo "not ok 1 faults/load-$m"
-		rc=1
+		point 1 "load-$m"
 		continue
 	fi
 	if [ "$m" = rs ]; then
-		"$bin" faults --module "$mod" || rc=1
+		# Its points are numbered on from this script's.
+		"$bin" faults --module "$mod" >"$WORK/faults.out" 2>&1 || rc=1
+		while IFS= read -r line; do
+			if [[ $line =~ ^(KTAP\ version|1\.\.) ]]; then
+				continue
+			elif [[ $line =~ ^(not\ )?ok\ [0-9]+\ (.*)$ ]]; then
+				npoint=$((npoint + 1))
+				echo "${BASH_REMATCH[1]}ok $npoint ${BASH_REMATCH[2]}"
+			else
+				echo "$line"
+			fi
+		done <"$WORK/faults.out"
 	else
 		"$bin" faults --module "$mod" | sed -u 's/^/# [c] /'
 	fi
@@ -96,7 +118,7 @@ for m in rs c; do
 	if [ "$m" = rs ]; then
 		if map_under_io "$mod" >"$WORK/map.out" 2>&1; then r=0; else r=1; fi
 		cat "$WORK/map.out"
-		[ "$r" = 0 ] && echo "ok 1 faults/map_under_io-rs" || { echo "not ok 1 faults/map_under_io-rs"; rc=1; }
+		point "$r" map_under_io-rs
 	elif [ "${FAULTS_MAP_ON_C:-0}" = 1 ]; then
 		if map_under_io "$mod" >"$WORK/map.out" 2>&1; then r=0; else r=1; fi
 		sed 's/^/# [c] /' "$WORK/map.out"
@@ -104,7 +126,7 @@ for m in rs c; do
 	else
 		echo "# [c] map_under_io: not run on C (it hard-locks the guest; FAULTS_MAP_ON_C=1 runs it)"
 	fi
-	vduse_unload "$m" || { echo "not ok 1 faults/unload-$m"; rc=1; }
+	vduse_unload "$m" || point 1 "unload-$m"
 	if [ -w "$leak" ] && [ -e /sys/kernel/debug/failslab ]; then
 		if kmemleak_clean "after the $m driver's injections" >"$VM_OUT/faults-kmemleak-$m.txt"; then
 			r=0
@@ -113,10 +135,12 @@ for m in rs c; do
 		fi
 		sed 's/^/# /' "$VM_OUT/faults-kmemleak-$m.txt" | head -30
 		if [ "$m" = rs ]; then
-			[ "$r" = 0 ] && echo "ok 1 faults/kmemleak-rs" || { echo "not ok 1 faults/kmemleak-rs"; rc=1; }
+			point "$r" kmemleak-rs
 		fi
 	fi
 done
 rm -rf "$WORK"
 modprobe virtio_vdpa
+# The plan last: how many points there are depends on what the kernel has (kmemleak).
+echo "1..$npoint"
 exit $rc
