@@ -13,6 +13,13 @@ krel=$(cat "$kdir/include/config/kernel.release")
 ver=$(sed -n 's/^PACKAGE_VERSION="\(.*\)"/\1/p' "$root/dkms.conf")
 trees=(--sourcetree "$work/src" --dkmstree "$work/dkms" --installtree "$work/lib/modules")
 mkdir -p "$work/src/vduse-rs-$ver" "$work/dkms" "$work/lib/modules/$krel"
+# dkms builds for a clang-built kernel (the debug flavour) with CC=clang LD=ld.lld, unversioned:
+# Debian installs those names in /usr/lib/llvm-N/bin only, as a system with that LLVM as its
+# default would have them on its PATH.
+clang_ver=$(sed -n 's/^CONFIG_CLANG_VERSION=\([0-9]*\)$/\1/p' "$kdir/.config")
+if [ "${clang_ver:-0}" -gt 0 ] && [ -x "/usr/lib/llvm-$((clang_ver / 10000))/bin/clang" ]; then
+	export PATH=/usr/lib/llvm-$((clang_ver / 10000))/bin:$PATH
+fi
 n=0 fail=0
 point() { # point NAME COMMAND...: one test point, the command's output as comments on failure
 	n=$((n + 1))
