@@ -224,3 +224,92 @@ pub const VHOST_VDPA_SET_GROUP_ASID: u32 = ioc(IOC_WRITE, VHOST, 0x7c, 8);
 pub const VHOST_VDPA_SUSPEND: u32 = ioc(IOC_NONE, VHOST, 0x7d, 0);
 /// The control node.
 pub const CONTROL: &str = "/dev/vduse/control";
+
+/// A generic netlink socket (`NETLINK_GENERIC`), for the requests of iproute2's `vdpa` made
+/// in this thread (so that the thread's `fail-nth` counts the kernel's allocations for them).
+pub struct Genl(Fd);
+
+/// `CTRL_ATTR_FAMILY_NAME` (`linux/genetlink.h`).
+const CTRL_ATTR_FAMILY_NAME: u16 = 2;
+/// `CTRL_CMD_GETFAMILY`.
+const CTRL_CMD_GETFAMILY: u8 = 3;
+
+impl Genl {
+    pub fn open() -> Result<Self, i32> {
+        // SAFETY: Plain socket creation; the fd is owned by the returned `Fd`.
+        let fd = check(unsafe {
+            libc::socket(
+                libc::AF_NETLINK,
+                libc::SOCK_RAW | libc::SOCK_CLOEXEC,
+                libc::NETLINK_GENERIC,
+            )
+        } as i64)?;
+        Ok(Self(Fd(fd as i32)))
+    }
+
+    /// Sends request `cmd` of `family` with string attributes `attrs` (type, value) and
+    /// waits for the kernel's acknowledgement; the reply's attributes (after the generic
+    /// header) of the first message that is not an acknowledgement, or the request's errno.
+    pub fn request(&self, family: u16, cmd: u8, attrs: &[(u16, &str)]) -> Result<Vec<u8>, i32> {
+        let mut msg = vec![0u8; 16];
+        msg.extend_from_slice(&[cmd, 1, 0, 0]);
+        for (ty, v) in attrs {
+            let len = 4 + v.len() + 1;
+            msg.extend_from_slice(&(len as u16).to_ne_bytes());
+            msg.extend_from_slice(&ty.to_ne_bytes());
+            msg.extend_from_slice(v.as_bytes());
+            msg.push(0);
+            msg.resize(msg.len().next_multiple_of(4), 0);
+        }
+        let n = msg.len() as u32;
+        msg[0..4].copy_from_slice(&n.to_ne_bytes());
+        msg[4..6].copy_from_slice(&family.to_ne_bytes());
+        let flags = (libc::NLM_F_REQUEST | libc::NLM_F_ACK) as u16;
+        msg[6..8].copy_from_slice(&flags.to_ne_bytes());
+        msg[8..12].copy_from_slice(&1u32.to_ne_bytes());
+        write(self.0 .0, &msg)?;
+        let mut reply = Vec::new();
+        let mut buf = vec![0u8; 16384];
+        loop {
+            let k = read(self.0 .0, &mut buf)? as usize;
+            let mut off = 0;
+            while off + 16 <= k {
+                let len = u32::from_ne_bytes(buf[off..off + 4].try_into().unwrap()) as usize;
+                let ty = u16::from_ne_bytes(buf[off + 4..off + 6].try_into().unwrap());
+                if len < 16 || off + len > k {
+                    return Err(libc::EPROTO);
+                }
+                if ty == libc::NLMSG_ERROR as u16 {
+                    let e = i32::from_ne_bytes(buf[off + 16..off + 20].try_into().unwrap());
+                    return if e == 0 { Ok(reply) } else { Err(-e) };
+                }
+                if reply.is_empty() && len > 20 {
+                    reply = buf[off + 20..off + len].to_vec();
+                }
+                off += len.next_multiple_of(4);
+            }
+        }
+    }
+
+    /// The id of generic netlink family `name`.
+    pub fn family(&self, name: &str) -> Result<u16, i32> {
+        let attrs = self.request(
+            libc::GENL_ID_CTRL as u16,
+            CTRL_CMD_GETFAMILY,
+            &[(CTRL_ATTR_FAMILY_NAME, name)],
+        )?;
+        let mut off = 0;
+        while off + 4 <= attrs.len() {
+            let len = u16::from_ne_bytes([attrs[off], attrs[off + 1]]) as usize;
+            let ty = u16::from_ne_bytes([attrs[off + 2], attrs[off + 3]]);
+            if len < 4 || off + len > attrs.len() {
+                break;
+            }
+            if ty == libc::CTRL_ATTR_FAMILY_ID as u16 && len >= 6 {
+                return Ok(u16::from_ne_bytes([attrs[off + 4], attrs[off + 5]]));
+            }
+            off += len.next_multiple_of(4);
+        }
+        Err(libc::ENOENT)
+    }
+}
