@@ -109,7 +109,13 @@ for m in rs c; do
 			fi
 		done <"$WORK/faults.out"
 	else
-		"$bin" faults --module "$mod" | sed -u 's/^/# [c] /'
+		# On C, a failed allocation in vdpa dev add's domain creation frees the domain under
+		# its still open file, whose release then uses and frees it again (KASAN
+		# use-after-free, an oops in the adding task: differences.rst, D11).
+		# FAULTS_VDPA_ADD_ON_C=1 runs that path there anyway, to see that.
+		skip=(--skip vdpa_dev_add)
+		[ "${FAULTS_VDPA_ADD_ON_C:-0}" = 1 ] && skip=()
+		"$bin" faults --module "$mod" "${skip[@]}" | sed -u 's/^/# [c] /'
 	fi
 	# On C, I/O with map failures injected hard-locks the guest (security.rst, Findings: a
 	# lockdep cycle kick_lock -> ready_lock -> the virtio-blk queue lock, closed by virtio-blk

@@ -115,6 +115,9 @@ enum Cmd {
         /// The loaded driver's module name (vduse or vduse_rs).
         #[arg(long)]
         module: String,
+        /// A path not to run (reported as skipped), e.g. one that crashes this driver.
+        #[arg(long)]
+        skip: Vec<String>,
     },
     /// Compare the fuzz transcripts of one seed on the C and the Rust driver.
     FuzzCompare {
@@ -618,7 +621,7 @@ fn main() -> ExitCode {
                 ExitCode::FAILURE
             }
         },
-        Cmd::Faults { module } => faults::run(&module),
+        Cmd::Faults { module, skip } => faults::run(&module, &skip),
         Cmd::FuzzCompare { c, rs } => match fuzz::compare(&c, &rs) {
             Ok(true) => ExitCode::SUCCESS,
             Ok(false) => ExitCode::FAILURE,
