@@ -28,7 +28,7 @@ ROOT := $(abspath $(dir $(lastword $(MAKEFILE_LIST))))
 KDIR ?= $(shell $(ROOT)/tools/kdir)
 KMAKE := $(ROOT)/tools/kmake
 
-.PHONY: all modules clean check-style fmt bootstrap check check-debug fuzz demo kernel bench install \
+.PHONY: all modules clean check-style fmt bootstrap check check-debug fuzz demo kernel bench patches install \
 	uninstall observe-orphan-c
 
 # Kbuild's default for external modules; INSTALL_MOD_PATH stages into a root filesystem.
@@ -68,6 +68,11 @@ demo: bootstrap
 
 bench:
 	$(ROOT)/tools/bench/run
+
+# The upstream dry run: the abstractions as kernel crate modules and the driver under
+# drivers/vdpa/vdpa_user/, one commit each, written to build/patches/ and built in-tree.
+patches: bootstrap
+	$(ROOT)/tools/patches
 
 # What the C driver does when a daemon dies with requests in flight (the del hangs; recorded in
 # Documentation/differences.rst, D8): a boot of its own, ended by its time limit.
