@@ -61,15 +61,21 @@ module! {
         },
         orphan_timeout: u32 {
             default: 0,
-            description: "Seconds a device on the vDPA bus may stay without a daemon before its requests in flight are failed (0: never, as vduse.ko)",
+            description: "Seconds a device on the vDPA bus may stay without a daemon before its \
+                requests in flight are failed (0: never, as vduse.ko)",
         },
         orphan_drain: u8 {
             default: 1,
-            description: "Follow the requests in flight of each virtio_vdpa queue at every kick and interrupt, so that the orphan drain can fail them when the daemon is gone (1, default); 0: no tracking, and a dead daemon's requests stay in flight, as with vduse.ko",
+            description: "Follow the requests in flight of each virtio_vdpa queue at every kick \
+                and interrupt, so that the orphan drain can fail them when the daemon is gone \
+                (1, default); 0: no tracking, and a dead daemon's requests stay in flight, as \
+                with vduse.ko",
         },
         irq_inline: u8 {
             default: 1,
-            description: "VDUSE_VQ_INJECT_IRQ calls the driver's callback in the injecting thread when it runs on a CPU of irq_cb_affinity (1, default), or always from a work item, as vduse.ko (0)",
+            description: "VDUSE_VQ_INJECT_IRQ calls the driver's callback in the injecting thread \
+                when it runs on a CPU of irq_cb_affinity (1, default), or always from a work \
+                item, as vduse.ko (0)",
         },
     },
 }

@@ -93,7 +93,7 @@ pub(crate) use config::{
 /// `VIRTIO_F_RING_PACKED`.
 const VIRTIO_F_RING_PACKED: u64 = 1 << ffi::VIRTIO_F_RING_PACKED;
 /// `VIRTIO_CONFIG_S_DRIVER_OK`.
-const STATUS_DRIVER_OK: u8 = ffi::VIRTIO_CONFIG_S_DRIVER_OK;
+const STATUS_DRIVER_OK: u8 = ffi::VIRTIO_CONFIG_S_DRIVER_OK as u8;
 /// Default `msg_timeout`, seconds.
 const MSG_DEFAULT_TIMEOUT: u32 = 30;
 /// Default, smallest and largest `bounce_size`.

@@ -2,7 +2,8 @@
 
 //! The IOVA domain of one address space of a VDUSE device, and its `[vduse-domain]` file.
 //!
-//! C version: [`drivers/vdpa/vdpa_user/iova_domain.c`](srctree/drivers/vdpa/vdpa_user/iova_domain.c).
+//! C version:
+//! [`drivers/vdpa/vdpa_user/iova_domain.c`](srctree/drivers/vdpa/vdpa_user/iova_domain.c).
 //!
 //! The IOVA space of a domain:
 //!

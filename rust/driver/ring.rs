@@ -52,7 +52,7 @@ const USED_F_NO_NOTIFY: u16 = ffi::VRING_USED_F_NO_NOTIFY as u16;
 /// `sizeof(struct vring_desc)`.
 const DESC_SIZE: usize = core::mem::size_of::<ffi::vring_desc>();
 /// `VIRTIO_BLK_S_IOERR`.
-const BLK_S_IOERR: u8 = ffi::VIRTIO_BLK_S_IOERR;
+const BLK_S_IOERR: u8 = ffi::VIRTIO_BLK_S_IOERR as u8;
 /// Largest split ring (the spec's `Queue Size` limit).
 const MAX_NUM: u32 = 32768;
 /// Rounds of [`Tracker::drain`] before it leaves the rest to its caller.

@@ -21,7 +21,9 @@
 
 /*
  * Macros bindgen cannot evaluate (casts) or whose headers are not allowlisted, as constants;
- * tools/gen-bindings strips the RUST_CONST_HELPER_ prefix, as the kernel's bindings do.
+ * tools/gen-bindings strips the RUST_CONST_HELPER_ prefix, as the kernel's bindings do. An
+ * integer literal's is a u32, the type the kernel's bindgen gives such a macro (where its header
+ * is bound, as in-tree, the macro itself is bound: tools/patches drops these).
  */
 /* bindgen does not evaluate the all-ones DMA_MAPPING_ERROR; its complement it does. */
 const dma_addr_t RUST_CONST_HELPER_DMA_MAPPING_ERROR_COMPLEMENT = ~DMA_MAPPING_ERROR;
@@ -38,7 +40,7 @@ const u32 RUST_CONST_HELPER_VIRTIO_NET_F_CTRL_VQ = VIRTIO_NET_F_CTRL_VQ;
 const u32 RUST_CONST_HELPER_VIRTIO_F_VERSION_1 = VIRTIO_F_VERSION_1;
 const u32 RUST_CONST_HELPER_VIRTIO_F_ACCESS_PLATFORM = VIRTIO_F_ACCESS_PLATFORM;
 const u32 RUST_CONST_HELPER_VIRTIO_F_RING_PACKED = VIRTIO_F_RING_PACKED;
-const u8 RUST_CONST_HELPER_VIRTIO_CONFIG_S_DRIVER_OK = VIRTIO_CONFIG_S_DRIVER_OK;
+const u32 RUST_CONST_HELPER_VIRTIO_CONFIG_S_DRIVER_OK = VIRTIO_CONFIG_S_DRIVER_OK;
 const u32 RUST_CONST_HELPER_VIRTIO_DEV_ANY_ID = VIRTIO_DEV_ANY_ID;
 const u32 RUST_CONST_HELPER_MINORBITS = MINORBITS;
-const u8 RUST_CONST_HELPER_VIRTIO_BLK_S_IOERR = VIRTIO_BLK_S_IOERR;
+const u32 RUST_CONST_HELPER_VIRTIO_BLK_S_IOERR = VIRTIO_BLK_S_IOERR;

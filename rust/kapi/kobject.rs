@@ -163,7 +163,8 @@ impl KobjectDir {
         // path below puts it, which frees the allocation.
         let this = Self { kobj };
         // SAFETY: `kobj` is initialised; `parent` is a valid device (a reference to a
-        // `Device`), on whose kobject `kobject_add` takes a reference; the format takes one string, which is copied.
+        // `Device`), on whose kobject `kobject_add` takes a reference; the format takes one
+        // string, which is copied.
         to_result(unsafe {
             bindings::kobject_add(
                 kobj,

@@ -16,7 +16,8 @@ use kernel::{
 };
 
 /// The driver data following `struct vdpa_device` in the allocation the vDPA core makes for a
-/// device of [`super::config_ops::ConfigOpsVTable`] (as C drivers embed it first in their own struct).
+/// device of [`super::config_ops::ConfigOpsVTable`] (as C drivers embed it first in their own
+/// struct).
 ///
 /// # Invariants
 ///
@@ -26,7 +27,7 @@ use kernel::{
 /// point to this allocation, and `affinity` is NULL or the buffer of a `KVec<cpumask>` of
 /// length `naffinity` and capacity `affinity_cap` (from registration on).
 #[repr(C)]
-pub(crate) struct DeviceAlloc {
+pub(super) struct DeviceAlloc {
     /// The vDPA device (first: a `*mut vdpa_device` of the vDPA core points to a
     /// `DeviceAlloc`).
     vdpa: ffi::vdpa_device,
@@ -164,7 +165,7 @@ impl DeviceAlloc {
 
 /// What a `virtio_map` token of a device points to: the device's allocation and a group.
 #[repr(C)]
-pub(crate) struct GroupToken {
-    pub(crate) alloc: *mut DeviceAlloc,
-    pub(crate) group: u32,
+pub(super) struct GroupToken {
+    pub(super) alloc: *mut DeviceAlloc,
+    pub(super) group: u32,
 }

@@ -460,11 +460,16 @@ impl<T: ConfigOps> ConfigOpsVTable<T> {
         idx: u16,
         state: *const ffi::vdpa_vq_state,
     ) -> c_int {
-        // SAFETY: `state` is valid for reads (vDPA core). Both union members are plain data;
-        // which one is meaningful is for the implementation to decide from the features.
+        // SAFETY: `state` is valid for reads (vDPA core). Every member of a C union starts at
+        // the union's address, which the union's alignment makes aligned for each (read through
+        // a cast rather than a bindgen accessor: whether bindgen makes the union a Rust `union`
+        // or a struct of `__BindgenUnionField`s depends on what else it binds). Both members are
+        // plain data; which one is meaningful is for the implementation to decide from the
+        // features.
         let words = unsafe {
-            let split = (*state).__bindgen_anon_1.split.as_ref();
-            let p = (*state).__bindgen_anon_1.packed.as_ref();
+            let union = &raw const (*state).__bindgen_anon_1;
+            let split = &*union.cast::<ffi::vdpa_vq_state_split>();
+            let p = &*union.cast::<ffi::vdpa_vq_state_packed>();
             VqStateWords {
                 split_avail_index: split.avail_index,
                 packed: [
@@ -490,14 +495,16 @@ impl<T: ConfigOps> ConfigOpsVTable<T> {
         // SAFETY: A live device of this table.
         match T::get_vq_state(unsafe { Self::this(vdpa) }, idx) {
             // SAFETY: `state` is valid for writes (vDPA core); writing plain data into the
-            // union member the state is for.
+            // union member the state is for, at the union's address (as in `set_vq_state`).
             Ok(VqState::Split(avail)) => unsafe {
-                (*state).__bindgen_anon_1.split.as_mut().avail_index = avail;
+                let union = &raw mut (*state).__bindgen_anon_1;
+                (*union.cast::<ffi::vdpa_vq_state_split>()).avail_index = avail;
                 0
             },
             // SAFETY: As above.
             Ok(VqState::Packed(w)) => unsafe {
-                let p = (*state).__bindgen_anon_1.packed.as_mut();
+                let union = &raw mut (*state).__bindgen_anon_1;
+                let p = &mut *union.cast::<ffi::vdpa_vq_state_packed>();
                 p.set_last_avail_counter(w[0] & 1);
                 p.set_last_avail_idx(w[1] & 0x7fff);
                 p.set_last_used_counter(w[2] & 1);
