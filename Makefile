@@ -99,7 +99,8 @@ FUZZ_OPS ?= 1000000
 FUZZ_SEEDS ?= 1
 FUZZ_RACE ?= 120
 FUZZ_DAEMON ?= 20
-FUZZ_TRINITY ?= 100000
+# trinity makes about 100 syscalls/s under TCG: 30000 are 5 minutes per driver.
+FUZZ_TRINITY ?= 30000
 FUZZ_OUT ?= $(shell bash -c '. $(ROOT)/tools/lib/common.sh && echo $$VDUSE_RS_CACHE')/fuzz
 fuzz:
 	$(ROOT)/tools/bootstrap --fuzz
