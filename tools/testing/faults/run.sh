@@ -3,7 +3,7 @@
 #
 # tools/testing/faults/run.sh: fault injection inside the test VM (tools/vm-run --module none),
 # vduse_rs.ko then C vduse.ko: `vduse-tests faults` (every allocation point of device creation,
-# the device ioctls, vdpa dev add and UMEM registration failed in turn, see
+# the device ioctls and vdpa dev add failed in turn; not UMEM registration, see
 # tools/testing/vduse-tests/src/faults.rs), the map path under I/O (probabilistic injection into
 # the non-sleeping allocations while fio runs on a samples/vduse-blk disk), then kmemleak. Needs
 # the debug kernel (no-driver-suites.sh runs it only where failslab exists).
