@@ -21,9 +21,10 @@
 
 /*
  * Macros bindgen cannot evaluate (casts) or whose headers are not allowlisted, as constants;
- * tools/gen-bindings strips the RUST_CONST_HELPER_ prefix, as the kernel's bindings do. An
- * integer literal's is a u32, the type the kernel's bindgen gives such a macro (where its header
- * is bound, as in-tree, the macro itself is bound: tools/patches drops these).
+ * tools/gen-bindings strips the RUST_CONST_HELPER_ prefix, as the kernel's bindings do. The
+ * constant of an integer-literal macro is a u32, the type the kernel's bindgen gives the macro
+ * itself wherever it binds the macro's header (in-tree it binds them all, so tools/patches
+ * leaves these constants out).
  */
 /* bindgen does not evaluate the all-ones DMA_MAPPING_ERROR; its complement it does. */
 const dma_addr_t RUST_CONST_HELPER_DMA_MAPPING_ERROR_COMPLEMENT = ~DMA_MAPPING_ERROR;
