@@ -18,14 +18,24 @@
 //! kernel makes for it, and reads 0 when one was failed: the kernel's "forcing a failure" line
 //! is not printed for an allocation made with `__GFP_NOWARN`, which `kvmalloc` makes before it
 //! falls back to `vmalloc`, so counting those lines missed injections); opening the device
-//! node. Not here: `VDUSE_IOTLB_REG_UMEM`, which needs a bounce map that only I/O makes
-//! (tools/testing/faults/run.sh's map path under I/O runs with the sample daemon instead). The
-//! stack filter looks 32 frames deep (the kernel's limit), so allocations deeper below the
+//! node.
+//!
+//! With `--served NAME`, the paths that need a device a daemon serves and a bounce map that
+//! only I/O makes (tools/testing/faults/run.sh sets that up with samples/vduse-blk and a read):
+//! `VDUSE_IOTLB_REG_UMEM` of this process's memory, and the domain file (`VDUSE_IOTLB_GET_FD`
+//! of the bounce region, `mmap`, a fault on each page). They run on a duplicate of the daemon's
+//! descriptor (`pidfd_getfd`), since a VDUSE node has one opener, so that the injected thread is
+//! this one while the daemon goes on serving.
+//!
+//! The stack filter looks 32 frames deep (the kernel's limit), so allocations deeper below the
 //! driver's code are not counted.
 
 use crate::dev::DevConfig;
 use crate::sys::{self, errno_name, fmt_ret, Fd, Genl, Ret, CONTROL};
-use crate::sys::{VDUSE_CREATE_DEV, VDUSE_DEV_SET_CONFIG};
+use crate::sys::{
+    VDUSE_CREATE_DEV, VDUSE_DEV_SET_CONFIG, VDUSE_IOTLB_DEREG_UMEM, VDUSE_IOTLB_GET_FD,
+    VDUSE_IOTLB_REG_UMEM,
+};
 use std::collections::BTreeMap;
 use std::process::ExitCode;
 
@@ -359,17 +369,333 @@ fn vdpa_add_path(ctl: &Fd) -> Tally {
     t
 }
 
-/// A path: its allocations failed in turn, the results tallied.
-type Path = fn(&Fd) -> Tally;
+/// A duplicate of the descriptor some process holds on `/dev/vduse/NAME` (its daemon's).
+fn daemon_fd(name: &str) -> Result<Fd, String> {
+    let node = std::path::PathBuf::from(format!("/dev/vduse/{name}"));
+    let num = |n: &std::ffi::OsStr| n.to_str().and_then(|s| s.parse::<i32>().ok());
+    let procs = std::fs::read_dir("/proc").map_err(|e| format!("/proc: {e}"))?;
+    for p in procs.flatten() {
+        let Some(pid) = num(&p.file_name()) else {
+            continue;
+        };
+        let Ok(fds) = std::fs::read_dir(p.path().join("fd")) else {
+            continue;
+        };
+        for f in fds.flatten() {
+            if std::fs::read_link(f.path()).ok().as_ref() != Some(&node) {
+                continue;
+            }
+            if let Some(fd) = num(&f.file_name()) {
+                return sys::pidfd_getfd(pid, fd)
+                    .map(|d| Fd(d as i32))
+                    .map_err(|e| format!("pidfd_getfd({pid}, {fd}): -{}", errno_name(e)));
+            }
+        }
+    }
+    Err(format!("no process has {} open", node.display()))
+}
 
-/// The subcommand.
-/// Runs every path but those named in `skip`.
-pub fn run(module: &str, skip: &[String]) -> ExitCode {
-    let paths: [(&str, Path); 3] = [
-        ("create_dev", create_path),
-        ("device_ioctls", device_path),
-        ("vdpa_dev_add", vdpa_add_path),
-    ];
+/// The bounce size of device `name` (its sysfs attribute).
+fn bounce_size(name: &str) -> Option<usize> {
+    std::fs::read_to_string(format!("/sys/class/vduse/{name}/bounce_size"))
+        .ok()?
+        .trim()
+        .parse()
+        .ok()
+}
+
+/// `VmPin` of this process (kB): the pages pinned on its `mm` (`mm->pinned_vm`).
+fn vm_pin_kb() -> Option<u64> {
+    std::fs::read_to_string("/proc/self/status")
+        .ok()?
+        .lines()
+        .find_map(|l| l.strip_prefix("VmPin:"))?
+        .trim()
+        .trim_end_matches("kB")
+        .trim()
+        .parse()
+        .ok()
+}
+
+/// An anonymous private mapping, every page touched (so that pinning it allocates nothing).
+struct Anon {
+    p: *mut u8,
+    len: usize,
+}
+
+impl Anon {
+    fn new(len: usize) -> Option<Self> {
+        // SAFETY: a fresh mapping the kernel chooses; checked for failure below.
+        let p = unsafe {
+            libc::mmap(
+                std::ptr::null_mut(),
+                len,
+                libc::PROT_READ | libc::PROT_WRITE,
+                libc::MAP_PRIVATE | libc::MAP_ANONYMOUS,
+                -1,
+                0,
+            )
+        };
+        if p == libc::MAP_FAILED {
+            return None;
+        }
+        // SAFETY: `p` is the mapping of `len` bytes just made.
+        unsafe { std::ptr::write_bytes(p.cast::<u8>(), 0xa5, len) };
+        Some(Self { p: p.cast(), len })
+    }
+}
+
+impl Drop for Anon {
+    fn drop(&mut self) {
+        // SAFETY: our mapping.
+        unsafe { libc::munmap(self.p.cast(), self.len) };
+    }
+}
+
+/// `VDUSE_IOTLB_REG_UMEM` of a buffer of the bounce size: a failure leaves nothing registered
+/// and no page pinned (`VmPin` as before); a registration is whole (`DEREG_UMEM` takes it).
+fn reg_umem_path(dev: &Fd, name: &str) -> Tally {
+    let mut t = Tally::default();
+    let Some(size) = bounce_size(name) else {
+        t.bad
+            .push(format!("no /sys/class/vduse/{name}/bounce_size"));
+        return t;
+    };
+    let Some(buf) = Anon::new(size) else {
+        t.bad.push(format!("cannot map {size} bytes"));
+        return t;
+    };
+    let umem = |cmd| {
+        // struct vduse_iova_umem: uaddr, iova, size, asid, reserved.
+        let mut u = [0u8; 48];
+        u[..8].copy_from_slice(&(buf.p as u64).to_ne_bytes());
+        u[16..24].copy_from_slice(&(size as u64).to_ne_bytes());
+        sys::ioctl(dev.0, cmd, u.as_mut_ptr() as usize)
+    };
+    let pin0 = vm_pin_kb();
+    if pin0.is_none() {
+        t.bad.push("no VmPin in /proc/self/status".into());
+        return t;
+    }
+    for n in 1..=MAX_NTH {
+        set_nth(n);
+        let r = umem(VDUSE_IOTLB_REG_UMEM);
+        let hit = injected();
+        let d = umem(VDUSE_IOTLB_DEREG_UMEM);
+        let pin = vm_pin_kb();
+        if pin != pin0 {
+            t.bad.push(format!(
+                "point {n}: VmPin {pin0:?} kB before, {pin:?} kB after REG_UMEM {} and DEREG_UMEM {}",
+                fmt_ret(&r),
+                fmt_ret(&d)
+            ));
+        }
+        if !hit {
+            t.complete = true;
+            if r.is_err() || d.is_err() {
+                t.bad.push(format!(
+                    "no injection, and REG_UMEM gave {}, DEREG_UMEM {}",
+                    fmt_ret(&r),
+                    fmt_ret(&d)
+                ));
+            }
+            break;
+        }
+        t.points += 1;
+        t.result(&fmt_ret(&r));
+        match r {
+            Ok(_) if d.is_err() => t.bad.push(format!(
+                "point {n}: registered, then DEREG_UMEM {}",
+                fmt_ret(&d)
+            )),
+            Err(libc::ENOMEM) if d != Err(libc::ENOENT) => t.bad.push(format!(
+                "point {n}: -ENOMEM, and DEREG_UMEM gave {} (a registration left behind)",
+                fmt_ret(&d)
+            )),
+            Ok(_) | Err(libc::ENOMEM) => {}
+            Err(e) => t
+                .bad
+                .push(format!("point {n}: unexpected -{}", errno_name(e))),
+        }
+    }
+    t
+}
+
+/// What one page of the domain file gave: its bytes, or the errno of the fault.
+type PageRead = Result<Vec<u8>, i32>;
+
+/// The bounce region through the domain file, as a daemon reaches it: `VDUSE_IOTLB_GET_FD`
+/// of IOVA 0, `mmap` of the entry, then each page of `pages` copied out through a pipe
+/// (`write` from the mapping, so that a failed fault is `EFAULT` to the copy, not `SIGBUS`
+/// to this process).
+fn read_domain_file(dev: &Fd, pages: &[usize]) -> Result<Vec<(usize, PageRead)>, i32> {
+    // struct vduse_iotlb_entry: offset, start, last, perm, padding.
+    let mut e = [0u8; 32];
+    let fd = Fd(sys::ioctl(dev.0, VDUSE_IOTLB_GET_FD, e.as_mut_ptr() as usize)? as i32);
+    let word = |o: usize| u64::from_ne_bytes(e[o..o + 8].try_into().unwrap_or_default());
+    let (offset, start, last) = (word(0), word(8), word(16));
+    let len =
+        usize::try_from(last.saturating_sub(start).saturating_add(1)).map_err(|_| libc::E2BIG)?;
+    let mut p = [0i32; 2];
+    // SAFETY: `p` has room for the two descriptors.
+    sys::check(unsafe { libc::pipe2(p.as_mut_ptr(), libc::O_CLOEXEC) }.into())?;
+    let (rd, wr) = (Fd(p[0]), Fd(p[1]));
+    // SAFETY: a fresh shared mapping of the domain file; checked for failure below.
+    let base = unsafe {
+        libc::mmap(
+            std::ptr::null_mut(),
+            len,
+            libc::PROT_READ,
+            libc::MAP_SHARED,
+            fd.0,
+            offset as libc::off_t,
+        )
+    };
+    if base == libc::MAP_FAILED {
+        return Err(std::io::Error::last_os_error().raw_os_error().unwrap_or(0));
+    }
+    let mut out = Vec::new();
+    for &i in pages.iter().filter(|&&i| (i + 1) * 4096 <= len) {
+        // SAFETY: page `i` lies inside the mapping (filtered above); the kernel reads it.
+        let w =
+            sys::check(
+                unsafe { libc::write(wr.0, base.cast::<u8>().add(i * 4096).cast(), 4096) } as i64,
+            );
+        let r = w.and_then(|_| {
+            let mut b = vec![0u8; 4096];
+            sys::read(rd.0, &mut b).map(|_| b)
+        });
+        out.push((i, r));
+    }
+    // SAFETY: our mapping.
+    unsafe { libc::munmap(base, len) };
+    Ok(out)
+}
+
+/// The domain file: `GET_FD`, `mmap` and each page's fault may fail cleanly (`ENOMEM`, a copy
+/// out of the page `EFAULT`); a page that faults in has the bytes it had without injection
+/// (no I/O runs meanwhile). The pages tried are those that fault in without injection (a
+/// bounce slot has a page once a map has used it).
+fn domain_file_path(dev: &Fd, name: &str) -> Tally {
+    let mut t = Tally::default();
+    let Some(size) = bounce_size(name) else {
+        t.bad
+            .push(format!("no /sys/class/vduse/{name}/bounce_size"));
+        return t;
+    };
+    let all: Vec<usize> = (0..size / 4096).collect();
+    let base: Vec<(usize, Vec<u8>)> = match read_domain_file(dev, &all) {
+        Ok(v) => v
+            .into_iter()
+            .filter_map(|(i, r)| r.ok().map(|b| (i, b)))
+            .collect(),
+        Err(e) => {
+            t.bad.push(format!("without injection: -{}", errno_name(e)));
+            return t;
+        }
+    };
+    if base.is_empty() {
+        t.bad
+            .push("no page of the bounce region faults in: nothing to inject into".into());
+        return t;
+    }
+    println!(
+        "# faults/domain_file: {} of {} bounce pages fault in",
+        base.len(),
+        all.len()
+    );
+    let pages: Vec<usize> = base.iter().map(|(i, _)| *i).collect();
+    for n in 1..=MAX_NTH {
+        set_nth(n);
+        let r = read_domain_file(dev, &pages);
+        let hit = injected();
+        let (res, faults) = match &r {
+            Err(e) => (format!("-{}", errno_name(*e)), 0),
+            Ok(v) => {
+                let f = v.iter().filter(|(_, r)| r.is_err()).count();
+                (
+                    if f == 0 {
+                        "0".into()
+                    } else {
+                        format!("{f} pages -EFAULT")
+                    },
+                    f,
+                )
+            }
+        };
+        if let Ok(v) = &r {
+            for ((i, got), (_, want)) in v.iter().zip(&base) {
+                match got {
+                    Ok(b) if b != want => t
+                        .bad
+                        .push(format!("point {n}: page {i} reads other bytes than before")),
+                    Err(e) if *e != libc::EFAULT => t.bad.push(format!(
+                        "point {n}: page {i}: unexpected -{}",
+                        errno_name(*e)
+                    )),
+                    _ => {}
+                }
+            }
+        }
+        if !hit {
+            t.complete = true;
+            if r.is_err() || faults != 0 {
+                t.bad
+                    .push(format!("no injection, and the domain file gave {res}"));
+            }
+            break;
+        }
+        t.points += 1;
+        t.result(&res);
+        if matches!(r, Err(e) if e != libc::ENOMEM) {
+            t.bad.push(format!("point {n}: unexpected {res}"));
+        }
+    }
+    t
+}
+
+/// What the paths run on: the control node, and with `--served` the served device's node
+/// (a duplicate of its daemon's descriptor) and name.
+struct Ctx {
+    ctl: Fd,
+    served: Option<(Fd, String)>,
+}
+
+/// A path: its allocations failed in turn, the results tallied.
+type Path = fn(&Ctx) -> Tally;
+
+/// The paths on devices of their own, left unbound.
+const PATHS: [(&str, Path); 3] = [
+    ("create_dev", |c| create_path(&c.ctl)),
+    ("device_ioctls", |c| device_path(&c.ctl)),
+    ("vdpa_dev_add", |c| vdpa_add_path(&c.ctl)),
+];
+
+/// The paths on a served device (`--served`).
+const SERVED_PATHS: [(&str, Path); 2] = [
+    ("reg_umem", |c| served(c, reg_umem_path)),
+    ("domain_file", |c| served(c, domain_file_path)),
+];
+
+/// Runs `path` on the served device.
+fn served(c: &Ctx, path: fn(&Fd, &str) -> Tally) -> Tally {
+    match &c.served {
+        Some((fd, name)) => path(fd, name),
+        None => Tally {
+            bad: vec!["no served device".into()],
+            ..Tally::default()
+        },
+    }
+}
+
+/// The subcommand: runs every path (of [`PATHS`], or of [`SERVED_PATHS`] on the device
+/// `served`) but those named in `skip`.
+pub fn run(module: &str, skip: &[String], served: Option<&str>) -> ExitCode {
+    let paths: &[(&str, Path)] = if served.is_some() {
+        &SERVED_PATHS
+    } else {
+        &PATHS
+    };
     println!("KTAP version 1");
     // A misspelt --skip would run the path it was meant to keep out.
     if let Some(s) = skip.iter().find(|s| !paths.iter().any(|(n, _)| n == s)) {
@@ -397,15 +723,30 @@ pub fn run(module: &str, skip: &[String]) -> ExitCode {
             return ExitCode::FAILURE;
         }
     };
+    let served = match served.map(|n| daemon_fd(n).map(|fd| (fd, n.to_string()))) {
+        None => None,
+        Some(Ok(s)) => Some(s),
+        Some(Err(e)) => {
+            println!("Bail out! --served: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    let ctx = Ctx { ctl, served };
     let mut good = true;
-    for (i, (name, path)) in paths.into_iter().enumerate() {
+    for (i, (name, path)) in paths.iter().enumerate() {
         if skip.iter().any(|s| s == name) {
             println!("ok {} faults/{name} # SKIP --skip {name}", i + 1);
             continue;
         }
-        // Opening the node and VQ_SETUP/SET_CONFIG may allocate nothing (C's do not).
-        let min_points = if name == "device_ioctls" { 0 } else { 1 };
-        good &= path(&ctl).report(i + 1, name, min_points);
+        // Opening the node and VQ_SETUP/SET_CONFIG may allocate nothing (C's do not); nor
+        // need the domain file's fault (C's hands the page to the mm core, which allocates the
+        // page table outside the driver's frames).
+        let min_points = if matches!(*name, "device_ioctls" | "domain_file") {
+            0
+        } else {
+            1
+        };
+        good &= path(&ctx).report(i + 1, name, min_points);
     }
     if good {
         ExitCode::SUCCESS

@@ -118,6 +118,10 @@ enum Cmd {
         /// A path not to run (reported as skipped), e.g. one that crashes this driver.
         #[arg(long)]
         skip: Vec<String>,
+        /// Run the paths that need a served device with a bounce map instead: UMEM
+        /// registration and the domain file, on device NAME (its daemon's descriptor).
+        #[arg(long, value_name = "NAME")]
+        served: Option<String>,
     },
     /// Compare the fuzz transcripts of one seed on the C and the Rust driver.
     FuzzCompare {
@@ -621,7 +625,11 @@ fn main() -> ExitCode {
                 ExitCode::FAILURE
             }
         },
-        Cmd::Faults { module, skip } => faults::run(&module, &skip),
+        Cmd::Faults {
+            module,
+            skip,
+            served,
+        } => faults::run(&module, &skip, served.as_deref()),
         Cmd::FuzzCompare { c, rs } => match fuzz::compare(&c, &rs) {
             Ok(true) => ExitCode::SUCCESS,
             Ok(false) => ExitCode::FAILURE,

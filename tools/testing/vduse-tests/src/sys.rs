@@ -109,6 +109,16 @@ pub fn mmap_probe(fd: i32, len: usize, prot: i32) -> Ret {
     Ok(0)
 }
 
+/// A duplicate, in this process, of descriptor `fd` of process `pid` (`pidfd_open` then
+/// `pidfd_getfd`: the same open file, as `SCM_RIGHTS` would pass it; needs ptrace rights over
+/// `pid`, which root has).
+pub fn pidfd_getfd(pid: i32, fd: i32) -> Ret {
+    // SAFETY: No memory is passed.
+    let pidfd = Fd(check(unsafe { libc::syscall(libc::SYS_pidfd_open, pid, 0) })? as i32);
+    // SAFETY: No memory is passed.
+    check(unsafe { libc::syscall(libc::SYS_pidfd_getfd, pidfd.0, fd, 0) })
+}
+
 /// `poll` on one fd for `events`, waiting at most `timeout_ms`; returns the `pollfd` with its
 /// `revents` (0 on timeout or error).
 pub fn poll_fd(fd: i32, events: i16, timeout_ms: i32) -> libc::pollfd {
