@@ -28,7 +28,7 @@ ROOT := $(abspath $(dir $(lastword $(MAKEFILE_LIST))))
 KDIR ?= $(shell $(ROOT)/tools/kdir)
 KMAKE := $(ROOT)/tools/kmake
 
-.PHONY: all modules clean check-style fmt bootstrap check check-debug fuzz demo kernel bench patches install \
+.PHONY: all modules clean check-style fmt bootstrap check check-debug fuzz demo kernel bench profile patches install \
 	uninstall observe-orphan-c
 
 # Kbuild's default for external modules; INSTALL_MOD_PATH stages into a root filesystem.
@@ -68,6 +68,10 @@ demo: bootstrap
 
 bench:
 	$(ROOT)/tools/bench/run
+
+# Instructions per I/O of each driver, by function (the tcg-profile plugin; the bench kernel).
+profile:
+	$(ROOT)/tools/bench/profile
 
 # The upstream dry run: the abstractions as kernel crate modules and the driver under
 # drivers/vdpa/vdpa_user/, one commit each, written to build/patches/ and built in-tree.
