@@ -10,6 +10,7 @@ first group (C) and each other one. Markdown on stdout."""
 import bisect
 import collections
 import os
+import re
 import sys
 
 
@@ -86,8 +87,6 @@ def events(counts, job, group):
 def short(name, n=60):
     """A Rust v0 symbol's last path components, readably; others as they are."""
     if name.startswith("_R"):
-        parts, i = [], 0
-        import re
         parts = re.findall(r"\d+([A-Za-z_][A-Za-z0-9_]*)", name)
         parts = [p for p in parts if not p.startswith("Cs")][-2:]
         name = "::".join(parts) or name
@@ -137,13 +136,12 @@ def main():
         for g, (ios, fn, _, _) in w.items():
             if g == "c":
                 continue
-            diff = collections.Counter()
             keys = set(cfn) | set(fn)
             per = {key: (cfn[key] / cios, fn[key] / ios) for key in keys}
             print(f"Largest differences, {g} - c, instructions per I/O (functions of the VDUSE drivers are listed by their own names):\n")
             print("| function | module | c | " + g + " | difference |")
             print("|---|---|---|---|---|")
-            rows = sorted(per.items(), key=lambda kv: -abs(kv[1][1] - kv[1][0]))[:25]
+            rows = sorted(per.items(), key=lambda kv: (-abs(kv[1][1] - kv[1][0]), kv[0]))[:25]
             for (mod, name), (a, b) in rows:
                 print(f"| `{short(name)}` | {mod} | {a:.1f} | {b:.1f} | {b - a:+.1f} |")
             print()

@@ -153,8 +153,9 @@ for m in rs c; do
 	renumber "$prefix" <"$WORK/faults.out"
 	# A served disk: UMEM registration and the domain file (their own fail-nth, from this
 	# script's process, on a duplicate of the daemon's descriptor), then the map path under I/O.
-	if serve "$mod" >"$WORK/serve.out" 2>&1; then
-		comment "$WORK/serve.out"
+	if serve "$mod" >"$WORK/serve.out" 2>&1; then r=0; else r=1; fi
+	comment "$WORK/serve.out"
+	if [ "$r" = 0 ]; then
 		"$bin" faults --module "$mod" --served "$SERVED" >"$WORK/faults.out" 2>&1 || [ "$m" = c ] || rc=1
 		renumber "$prefix" <"$WORK/faults.out"
 		# The disk still works after the injections.
@@ -177,7 +178,6 @@ for m in rs c; do
 			echo "# [c] map_under_io: not run on C (it hard-locks the guest; FAULTS_MAP_ON_C=1 runs it)"
 		fi
 	else
-		comment "$WORK/serve.out"
 		[ "$m" = rs ] && point 1 serve-rs
 	fi
 	if unserve >"$WORK/unserve.out" 2>&1; then r=0; else r=1; fi

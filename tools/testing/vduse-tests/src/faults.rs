@@ -417,58 +417,20 @@ fn vm_pin_kb() -> Option<u64> {
         .ok()
 }
 
-/// An anonymous private mapping, every page touched (so that pinning it allocates nothing).
-struct Anon {
-    p: *mut u8,
-    len: usize,
-}
-
-impl Anon {
-    fn new(len: usize) -> Option<Self> {
-        // SAFETY: a fresh mapping the kernel chooses; checked for failure below.
-        let p = unsafe {
-            libc::mmap(
-                std::ptr::null_mut(),
-                len,
-                libc::PROT_READ | libc::PROT_WRITE,
-                libc::MAP_PRIVATE | libc::MAP_ANONYMOUS,
-                -1,
-                0,
-            )
-        };
-        if p == libc::MAP_FAILED {
-            return None;
-        }
-        // SAFETY: `p` is the mapping of `len` bytes just made.
-        unsafe { std::ptr::write_bytes(p.cast::<u8>(), 0xa5, len) };
-        Some(Self { p: p.cast(), len })
-    }
-}
-
-impl Drop for Anon {
-    fn drop(&mut self) {
-        // SAFETY: our mapping.
-        unsafe { libc::munmap(self.p.cast(), self.len) };
-    }
-}
-
 /// `VDUSE_IOTLB_REG_UMEM` of a buffer of the bounce size: a failure leaves nothing registered
 /// and no page pinned (`VmPin` as before); a registration is whole (`DEREG_UMEM` takes it).
-fn reg_umem_path(dev: &Fd, name: &str) -> Tally {
+fn reg_umem_path(dev: &Fd, size: usize) -> Tally {
     let mut t = Tally::default();
-    let Some(size) = bounce_size(name) else {
-        t.bad
-            .push(format!("no /sys/class/vduse/{name}/bounce_size"));
-        return t;
-    };
-    let Some(buf) = Anon::new(size) else {
+    let Some(buf) = sys::AnonMap::new(size) else {
         t.bad.push(format!("cannot map {size} bytes"));
         return t;
     };
+    // Touched, so that pinning it allocates nothing of its own.
+    buf.fill(0xa5);
     let umem = |cmd| {
         // struct vduse_iova_umem: uaddr, iova, size, asid, reserved.
         let mut u = [0u8; 48];
-        u[..8].copy_from_slice(&(buf.p as u64).to_ne_bytes());
+        u[..8].copy_from_slice(&buf.addr().to_ne_bytes());
         u[16..24].copy_from_slice(&(size as u64).to_ne_bytes());
         sys::ioctl(dev.0, cmd, u.as_mut_ptr() as usize)
     };
@@ -576,13 +538,8 @@ fn read_domain_file(dev: &Fd, pages: &[usize]) -> Result<Vec<(usize, PageRead)>,
 /// out of the page `EFAULT`); a page that faults in has the bytes it had without injection
 /// (no I/O runs meanwhile). The pages tried are those that fault in without injection (a
 /// bounce slot has a page once a map has used it).
-fn domain_file_path(dev: &Fd, name: &str) -> Tally {
+fn domain_file_path(dev: &Fd, size: usize) -> Tally {
     let mut t = Tally::default();
-    let Some(size) = bounce_size(name) else {
-        t.bad
-            .push(format!("no /sys/class/vduse/{name}/bounce_size"));
-        return t;
-    };
     let all: Vec<usize> = (0..size / 4096).collect();
     let base: Vec<(usize, Vec<u8>)> = match read_domain_file(dev, &all) {
         Ok(v) => v
@@ -655,10 +612,10 @@ fn domain_file_path(dev: &Fd, name: &str) -> Tally {
 }
 
 /// What the paths run on: the control node, and with `--served` the served device's node
-/// (a duplicate of its daemon's descriptor) and name.
+/// (a duplicate of its daemon's descriptor) and bounce size.
 struct Ctx {
     ctl: Fd,
-    served: Option<(Fd, String)>,
+    served: Option<(Fd, usize)>,
 }
 
 /// A path: its allocations failed in turn, the results tallied.
@@ -678,9 +635,9 @@ const SERVED_PATHS: [(&str, Path); 2] = [
 ];
 
 /// Runs `path` on the served device.
-fn served(c: &Ctx, path: fn(&Fd, &str) -> Tally) -> Tally {
+fn served(c: &Ctx, path: fn(&Fd, usize) -> Tally) -> Tally {
     match &c.served {
-        Some((fd, name)) => path(fd, name),
+        Some((fd, size)) => path(fd, *size),
         None => Tally {
             bad: vec!["no served device".into()],
             ..Tally::default()
@@ -723,7 +680,10 @@ pub fn run(module: &str, skip: &[String], served: Option<&str>) -> ExitCode {
             return ExitCode::FAILURE;
         }
     };
-    let served = match served.map(|n| daemon_fd(n).map(|fd| (fd, n.to_string()))) {
+    let served = match served.map(|n| {
+        let size = bounce_size(n).ok_or(format!("no /sys/class/vduse/{n}/bounce_size"))?;
+        daemon_fd(n).map(|fd| (fd, size))
+    }) {
         None => None,
         Some(Ok(s)) => Some(s),
         Some(Err(e)) => {

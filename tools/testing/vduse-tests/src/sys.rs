@@ -119,6 +119,48 @@ pub fn pidfd_getfd(pid: i32, fd: i32) -> Ret {
     check(unsafe { libc::syscall(libc::SYS_pidfd_getfd, pidfd.0, fd, 0) })
 }
 
+/// An anonymous private read-write mapping, unmapped on drop.
+pub struct AnonMap {
+    p: *mut u8,
+    len: usize,
+}
+
+impl AnonMap {
+    /// `len` bytes, or `None` if `mmap` fails.
+    pub fn new(len: usize) -> Option<Self> {
+        // SAFETY: a fresh mapping the kernel chooses; checked for failure below.
+        let p = unsafe {
+            libc::mmap(
+                std::ptr::null_mut(),
+                len,
+                libc::PROT_READ | libc::PROT_WRITE,
+                libc::MAP_PRIVATE | libc::MAP_ANONYMOUS,
+                -1,
+                0,
+            )
+        };
+        (p != libc::MAP_FAILED).then(|| Self { p: p.cast(), len })
+    }
+
+    /// Its address.
+    pub fn addr(&self) -> u64 {
+        self.p as u64
+    }
+
+    /// Writes `byte` to all of it (every page faulted in).
+    pub fn fill(&self, byte: u8) {
+        // SAFETY: `p` is our mapping of `len` writable bytes.
+        unsafe { std::ptr::write_bytes(self.p, byte, self.len) };
+    }
+}
+
+impl Drop for AnonMap {
+    fn drop(&mut self) {
+        // SAFETY: our mapping.
+        unsafe { libc::munmap(self.p.cast(), self.len) };
+    }
+}
+
 /// `poll` on one fd for `events`, waiting at most `timeout_ms`; returns the `pollfd` with its
 /// `revents` (0 on timeout or error).
 pub fn poll_fd(fd: i32, events: i16, timeout_ms: i32) -> libc::pollfd {

@@ -36,17 +36,12 @@ fn daemon(seed: u64) -> ! {
     let path = format!("/dev/vduse/{NAME}");
     let open = || sys::open(&path, libc::O_RDWR | libc::O_NONBLOCK).map(|f| f as i32);
     let mut fd = open().unwrap_or(-1);
-    // SAFETY: A fresh anonymous mapping for UMEM, kept until the process dies.
-    let umem = unsafe {
-        libc::mmap(
-            std::ptr::null_mut(),
-            UMEM,
-            libc::PROT_READ | libc::PROT_WRITE,
-            libc::MAP_PRIVATE | libc::MAP_ANONYMOUS,
-            -1,
-            0,
-        )
-    } as u64;
+    // The UMEM buffer, kept until the process dies (an address that is no mapping if it
+    // cannot be made: MAP_FAILED, as before).
+    let umem_map = sys::AnonMap::new(UMEM);
+    let umem = umem_map
+        .as_ref()
+        .map_or(libc::MAP_FAILED as u64, sys::AnonMap::addr);
     let mut late: Vec<(Instant, [u8; 152])> = Vec::new();
     // A late answer breaks the device (its request timed out), which ends the round: only one
     // daemon in four answers late at all, so that most rounds test the other misbehaviours for
